@@ -1,0 +1,71 @@
+"""The one error format of the JSON API (documented in docs/protocol.md).
+
+Every error answer, from every endpoint, is::
+
+    {"error": {"code": "invalid", "message": "…", "fields": {"days.0.tokens.3": ["…"]}}}
+
+``code`` is a stable machine-readable word (DRF's error codes: ``invalid``,
+``not_authenticated``, ``not_found``, ``throttled``, ``parse_error``,
+``unsupported_media_type``, ``request_too_large``…), ``message`` is for people, ``fields``
+appears on validation errors and maps a dotted path into the request body to its problems.
+"""
+
+from django.core.exceptions import RequestDataTooBig
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is larger than the server accepts."
+    default_code = "request_too_large"
+
+
+def _flatten(detail, prefix=""):
+    """DRF's nested error detail → {"a.0.b": ["message", …]}."""
+    if isinstance(detail, dict):
+        flat = {}
+        for key, value in detail.items():
+            path = f"{prefix}.{key}" if prefix else str(key)
+            if key == "non_field_errors" and not prefix:
+                path = "_"
+            flat.update(_flatten(value, path))
+        return flat
+    if isinstance(detail, list):
+        if all(not isinstance(item, (dict, list)) for item in detail):
+            return {prefix or "_": [str(item) for item in detail]} if detail else {}
+        flat = {}
+        for index, value in enumerate(detail):
+            flat.update(_flatten(value, f"{prefix}.{index}" if prefix else str(index)))
+        return flat
+    return {prefix or "_": [str(detail)]}
+
+
+def _first_code(codes):
+    while isinstance(codes, (dict, list)):
+        if not codes:
+            return "invalid"
+        codes = next(iter(codes.values())) if isinstance(codes, dict) else codes[0]
+    return codes or "invalid"
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, RequestDataTooBig):
+        exc = RequestTooLarge()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # an unexpected error: Django's 500 handling and logging take over
+    if isinstance(exc, exceptions.ValidationError):
+        fields = _flatten(exc.detail)
+        body = {
+            "code": _first_code(exc.get_codes()),
+            "message": "The request is invalid; see fields.",
+            "fields": fields,
+        }
+    else:
+        detail = getattr(exc, "detail", str(exc))
+        code = exc.get_codes() if hasattr(exc, "get_codes") else "error"
+        body = {"code": code if isinstance(code, str) else _first_code(code), "message": str(detail)}
+    headers = {key: value for key, value in response.items() if key in {"Retry-After", "WWW-Authenticate", "Allow"}}
+    return Response({"error": body}, status=response.status_code, headers=headers)

@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class LeaveHomeConfig(AppConfig):
+    """The project package is also an app: the audit trail, health check and demo data."""
+
+    name = "leavehome"
+    verbose_name = "LeaveHome"

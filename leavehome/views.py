@@ -1,0 +1,48 @@
+"""Project-wide pages: the home page and the health check."""
+
+import logging
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.generic import TemplateView
+
+from leavehome.celery import app as celery_app
+
+logger = logging.getLogger(__name__)
+
+
+class HomeView(TemplateView):
+    template_name = "home.html"
+
+
+def _database_problem():
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception as error:  # any failure means "not healthy"; the reason is reported
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+def _broker_problem():
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        return None  # embedded default: tasks run in-process, there is no broker to reach
+    try:
+        with celery_app.connection_for_write() as broker:
+            broker.ensure_connection(max_retries=1, timeout=2)
+    except Exception as error:
+        return f"{type(error).__name__}: {error}"
+    return None
+
+
+@never_cache
+def healthz(request):
+    """200 when the database and the broker answer; 503 with the reason otherwise."""
+    problems = {name: problem for name, problem in (("database", _database_problem()), ("broker", _broker_problem())) if problem}
+    if problems:
+        logger.warning("health check failed: %s", problems)
+        return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
+    broker = "in-process" if settings.CELERY_TASK_ALWAYS_EAGER else "ok"
+    return JsonResponse({"status": "ok", "database": "ok", "broker": broker})

@@ -1,0 +1,3 @@
+"""The phone app's API, /api/v1/ (PROTOCOL §4)."""
+
+urlpatterns = []
