@@ -14,4 +14,3 @@ urlpatterns = [
     path("api/v1/", include("notifications.api.urls")),
     path("", include("venues.urls", namespace="venues")),
 ]
-

@@ -40,7 +40,9 @@ def _broker_problem():
 @never_cache
 def healthz(request):
     """200 when the database and the broker answer; 503 with the reason otherwise."""
-    problems = {name: problem for name, problem in (("database", _database_problem()), ("broker", _broker_problem())) if problem}
+    problems = {
+        name: problem for name, problem in (("database", _database_problem()), ("broker", _broker_problem())) if problem
+    }
     if problems:
         logger.warning("health check failed: %s", problems)
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
