@@ -112,11 +112,20 @@ class ExposureToken(models.Model):
 
 
 class Notification(models.Model):
-    """What a device is told: one per (device, case visit), upgraded from low to high."""
+    """What a device is told: one per (device, case visit), upgraded from low to high.
+
+    Written only by the set-based statements of notifications/matching.py; ``updated_at``
+    moves on every upgrade or withdrawal so phones polling incrementally see the change.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
 
     device = models.ForeignKey(Device, on_delete=models.CASCADE, related_name="notifications")
     case_visit = models.ForeignKey(CaseVisit, on_delete=models.CASCADE, related_name="notifications")
     risk = models.CharField(max_length=8, choices=Risk.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -125,6 +134,28 @@ class Notification(models.Model):
             models.UniqueConstraint(fields=["device", "case_visit"], name="one_notification_per_device_case_visit")
         ]
         indexes = [models.Index(fields=["device", "-created_at"])]
+
+
+class MatchingRun(models.Model):
+    """One run of a matching statement, for the admin dashboard: what it joined, how long it took.
+
+    Publication chunks are always recorded; upload runs only when they found something, so a
+    day of 20 million uploads does not write 20 million rows here.
+    """
+
+    class Direction(models.TextChoices):
+        PUBLICATION = "publication", _("Publication against stored visits")
+        UPLOAD = "upload", _("Upload against live exposures")
+
+    direction = models.CharField(max_length=16, choices=Direction.choices)
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    date = models.DateField(null=True, blank=True)
+    notifications = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(db_index=True)
+    duration_ms = models.PositiveIntegerField()
+
+    class Meta:
+        ordering = ["-started_at"]
 
 
 class PushChannel(models.Model):

@@ -1,0 +1,245 @@
+"""The matching core: every set-based statement that turns tokens into notifications.
+
+Design. A visit is ``(date, token, device)`` in VisitToken; a published case visit is
+``(date, token, case_visit, risk)`` in ExposureToken. Matching is their join on
+``(date, token)``, grouped by ``(device, case_visit)``: a device that shares any slot token
+is at high risk, one that shares only the day token at low risk (PROTOCOL §3). The result is
+written with one ``INSERT … SELECT … ON CONFLICT (device_id, case_visit_id) DO UPDATE`` that
+upgrades low to high and nothing else, and ``RETURNING`` the ids of the rows it created or
+upgraded, which are handed to push delivery. No Python loop ever touches a token.
+
+Two directions, each a Celery task enqueued on the commit of the transaction that wrote its
+input:
+
+* uploads against live exposures (``uploads_match``): the tokens of one device and a few
+  dates, joined against the exposure tokens of published cases;
+* a publication against stored visits (``publication_match``): the exposure tokens of one
+  case and one date (at most ``CASE_VISIT_BATCH`` case visits), joined against the visit
+  tokens of that date, so a big publication is shared by several workers.
+
+Transaction boundaries. Each statement runs in its own short transaction, inside the task,
+after the writer committed. Why no match is lost when an upload U and a publication P race:
+U's task takes its snapshot after U committed, P's task after P committed. If U committed
+before P's task took its snapshot, P's task sees U's tokens. Otherwise U committed after P's
+task started, hence after P committed, so U's task sees P's exposures. Either way one of
+the two statements joins the pair; if both do, the unique key makes the second a no-op (or
+an upgrade). The same key makes a redelivered task (``acks_late``, worker killed) harmless.
+
+Every join and key leads with ``date``: on PostgreSQL VisitToken is partitioned by it
+(notifications/partitions.py), so a statement touches one day's partition, and a
+distributed PostgreSQL (Citus) could place each date's tokens on one node.
+
+SQL is composed with psycopg.sql and runs unchanged on the embedded SQLite default (it
+supports ``INSERT … SELECT … ON CONFLICT DO UPDATE … RETURNING``), with values adapted by
+the model fields, so both backends store the same representation.
+"""
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+
+from django.db import connection, transaction
+from django.utils import timezone
+from psycopg import sql
+
+from notifications.models import Case, CaseVisit, Device, ExposureToken, MatchingRun, Notification, VisitToken
+
+logger = logging.getLogger(__name__)
+
+# Case visits per publication task: one date of a few hundred case visits is at most
+# ~100 exposure tokens each, a join small enough for one short transaction.
+CASE_VISIT_BATCH = 200
+# Notifications marked withdrawn per statement when a case is withdrawn.
+WITHDRAW_BATCH = 5000
+
+
+def _table(model) -> sql.Identifier:
+    return sql.Identifier(model._meta.db_table)
+
+
+def _placeholders(count: int) -> sql.Composable:
+    return sql.SQL(", ").join([sql.Placeholder()] * count)
+
+
+def _run(query: sql.Composable, params: Sequence) -> list[tuple]:
+    """Execute a composed statement through Django's connection (so it joins the transaction)."""
+    context = connection.connection if connection.vendor == "postgresql" else None
+    text = query.as_string(context)
+    with connection.cursor() as cursor:
+        cursor.execute(text, params)
+        return cursor.fetchall() if cursor.description else []
+
+
+def _db_dates(dates: Iterable[dt.date]) -> list:
+    field = VisitToken._meta.get_field("date")
+    return [field.get_db_prep_value(date, connection) for date in sorted(set(dates))]
+
+
+def _db_now():
+    return Notification._meta.get_field("updated_at").get_db_prep_value(timezone.now(), connection)
+
+
+# The insert shared by both directions. The conflict target is the unique constraint
+# one_notification_per_device_case_visit (a btree on (device_id, case_visit_id)). The
+# update fires only to upgrade an active low notification to high, and bumps updated_at so
+# polling phones see it; rows the WHERE leaves alone are not RETURNed, so a redelivered task
+# pushes nothing twice.
+_UPSERT = sql.SQL(
+    """
+    INSERT INTO {notification} (device_id, case_visit_id, risk, status, created_at, updated_at)
+    {select}
+    ON CONFLICT (device_id, case_visit_id) DO UPDATE
+        SET risk = excluded.risk, updated_at = excluded.updated_at
+        WHERE {notification}.risk = 'low' AND excluded.risk = 'high' AND {notification}.status = 'active'
+    RETURNING id
+    """
+)
+
+# high if any matched exposure token is a slot token, else low (PROTOCOL §3).
+_RISK = sql.SQL("CASE WHEN MAX(CASE WHEN e.risk = 'high' THEN 1 ELSE 0 END) = 1 THEN 'high' ELSE 'low' END")
+
+
+def uploads_match(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> list[int]:
+    """Match one device's stored tokens of ``dates`` against live exposures; returns new/upgraded ids.
+
+    Index: the device's rows of each date's partition come from the hash index on
+    VisitToken.device_id (a few hundred rows at most); each is probed in ExposureToken's
+    unique btree (date, token, case_visit_id). Exposures of withdrawn or draft cases are
+    filtered by the join to Case (a few thousand rows, by primary key).
+    """
+    db_dates = _db_dates(dates)
+    if not db_dates:
+        return []
+    device_key = Device._meta.pk.get_db_prep_value(device_id, connection)
+    select = sql.SQL(
+        """
+        SELECT v.device_id, e.case_visit_id, {risk}, 'active', %s, %s
+        FROM {visit} AS v
+        JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token
+        JOIN {case_visit} AS cv ON cv.id = e.case_visit_id
+        JOIN {case} AS c ON c.id = cv.case_id
+        WHERE v.device_id = %s AND v.date IN ({dates}) AND c.status = 'published'
+        GROUP BY v.device_id, e.case_visit_id
+        """
+    ).format(
+        risk=_RISK,
+        visit=_table(VisitToken),
+        exposure=_table(ExposureToken),
+        case_visit=_table(CaseVisit),
+        case=_table(Case),
+        dates=_placeholders(len(db_dates)),
+    )
+    now = _db_now()
+    return _upsert_and_push(select, [now, now, device_key, *db_dates])
+
+
+def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[int]:
+    """Match a published chunk (case visits of one case, one date) against stored visit tokens.
+
+    Index: the chunk's exposure tokens come from ExposureToken's case_visit_id index (at
+    most ~100 per case visit and date); each probes the date's VisitToken partition through
+    its hash index on token. ``v.date = %s`` names the partition so the planner prunes the
+    others. A case withdrawn since the task was queued matches nothing.
+    """
+    if not case_visit_ids:
+        return []
+    (db_date,) = _db_dates([date])
+    select = sql.SQL(
+        """
+        SELECT v.device_id, e.case_visit_id, {risk}, 'active', %s, %s
+        FROM {exposure} AS e
+        JOIN {visit} AS v ON v.date = e.date AND v.token = e.token
+        JOIN {case_visit} AS cv ON cv.id = e.case_visit_id
+        JOIN {case} AS c ON c.id = cv.case_id
+        WHERE e.case_visit_id IN ({case_visits}) AND e.date = %s AND v.date = %s AND c.status = 'published'
+        GROUP BY v.device_id, e.case_visit_id
+        """
+    ).format(
+        risk=_RISK,
+        visit=_table(VisitToken),
+        exposure=_table(ExposureToken),
+        case_visit=_table(CaseVisit),
+        case=_table(Case),
+        case_visits=_placeholders(len(case_visit_ids)),
+    )
+    now = _db_now()
+    return _upsert_and_push(select, [now, now, *case_visit_ids, db_date, db_date])
+
+
+def _upsert_and_push(select: sql.Composable, params: list) -> list[int]:
+    from notifications.push.delivery import push_later  # the push engineer's module
+
+    query = _UPSERT.format(notification=_table(Notification), select=select)
+    with transaction.atomic():
+        ids = [row[0] for row in _run(query, params)]
+        if ids:
+            push_later(notification_ids=ids)
+    return ids
+
+
+def notifications_withdraw(*, case_id: int) -> int:
+    """Mark every active notification of a case withdrawn, in bounded statements; returns the count.
+
+    Index: the subquery walks Notification's case_visit_id index for the case's few case
+    visits. Call inside the withdrawal's transaction.
+    """
+    query = sql.SQL(
+        """
+        UPDATE {notification} SET status = 'withdrawn', updated_at = %s
+        WHERE id IN (
+            SELECT n.id FROM {notification} AS n
+            JOIN {case_visit} AS cv ON cv.id = n.case_visit_id
+            WHERE cv.case_id = %s AND n.status = 'active'
+            LIMIT %s
+        )
+        RETURNING id
+        """
+    ).format(notification=_table(Notification), case_visit=_table(CaseVisit))
+    total = 0
+    while True:
+        done = len(_run(query, [_db_now(), case_id, WITHDRAW_BATCH]))
+        total += done
+        if done < WITHDRAW_BATCH:
+            return total
+
+
+def visit_tokens_match_later(*, device_id, dates) -> None:
+    """Match a device's new uploads of ``dates`` once the upload's transaction commits.
+
+    Called by visit_tokens_ingest inside its transaction; the task runs after the commit,
+    which is what makes the race with a publication safe (see the module comment).
+    """
+    from notifications.tasks import match_uploads
+
+    iso_dates = sorted({date.isoformat() if isinstance(date, dt.date) else str(date) for date in dates})
+    if iso_dates:
+        device = str(device_id)
+        transaction.on_commit(lambda: match_uploads.delay(device, iso_dates))
+
+
+def publication_match_later(*, case_id: int, chunks: dict[dt.date, list[int]]) -> None:
+    """Queue one publication task per (date, batch of case visits) once the publication commits."""
+    from notifications.tasks import match_publication
+
+    for date, case_visit_ids in sorted(chunks.items()):
+        for start in range(0, len(case_visit_ids), CASE_VISIT_BATCH):
+            batch = sorted(case_visit_ids)[start : start + CASE_VISIT_BATCH]
+            transaction.on_commit(
+                lambda batch=batch, date=date: match_publication.delay(case_id, batch, date.isoformat())
+            )
+
+
+def matching_run_record(*, direction, case_id=None, date=None, notifications: int, started: float) -> None:
+    """Record a run for the dashboard (publication chunks always, uploads only when they matched)."""
+    if direction == MatchingRun.Direction.UPLOAD and not notifications:
+        return
+    MatchingRun.objects.create(
+        direction=direction,
+        case_id=case_id,
+        date=date,
+        notifications=notifications,
+        started_at=timezone.now() - dt.timedelta(seconds=time.monotonic() - started),
+        duration_ms=round((time.monotonic() - started) * 1000),
+    )
