@@ -228,6 +228,7 @@ CELERY_RESULT_BACKEND = env("CELERY_RESULT_BACKEND")
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 # A task is acknowledged only when it has finished, and re-queued if its worker dies, so
 # work is never lost; every task is written to be safe to run twice.
 CELERY_TASK_ACKS_LATE = True
@@ -236,6 +237,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE = {}
+
+# --- Venues (issue 3) ---------------------------------------------------------------------
+# A TrueType CJK font for posters (reportlab cannot embed CFF fonts such as Noto CJK);
+# Debian: apt-get install fonts-wqy-zenhei.
+POSTER_CJK_FONT = env("POSTER_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
+# The express channel's upper bound on branches per CSV (LeaveHomeSafe's largest chains).
+VENUE_IMPORT_MAX_ROWS = env_int("VENUE_IMPORT_MAX_ROWS", 5000)
+# How long an e-mail verification or password reset link stays valid (Django's setting).
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
 
 # --- Logging ------------------------------------------------------------------------------
 LOGGING = {

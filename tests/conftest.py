@@ -1,8 +1,19 @@
 """Shared fixtures. The suite runs against whatever DATABASE_URL names: PostgreSQL in CI
 (the production path), SQLite for the embedded default."""
 
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
 import pytest
 from django.db import connection
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+# Tests that run real worker processes talk to this broker (CI and developers: local Redis).
+TEST_BROKER_URL = os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -18,3 +29,124 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture
 def on_postgres():
     return connection.vendor == "postgresql"
+
+
+def database_url_for_subprocess():
+    """A DATABASE_URL naming the database this test uses (the test database, not the dev one)."""
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    if db["ENGINE"].endswith("postgresql"):
+        user = db.get("USER") or "postgres"
+        password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+        host = db.get("HOST") or "127.0.0.1"
+        port = db.get("PORT") or 5432
+        return f"postgres://{user}{password}@{host}:{port}/{connection.settings_dict['NAME']}"
+    return f"sqlite:///{connection.settings_dict['NAME']}"
+
+
+class LiveWorker:
+    """A real ``celery worker`` process on the test broker and the test database."""
+
+    def __init__(self, queue, env, process):
+        self.queue = queue
+        self.env = env
+        self.process = process
+
+    def stop(self, sig=None):
+        if self.process.poll() is None:
+            if sig is None:
+                self.process.terminate()
+            else:
+                self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start_worker(queue, env, *extra_args):
+    """Start a worker consuming ``queue`` and wait until it answers a ping."""
+    from leavehome.celery import app
+
+    hostname = f"test-{queue}@%h"
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "leavehome",
+            "worker",
+            "--loglevel=INFO",
+            "--pool=prefork",
+            "--concurrency=1",
+            "-Q",
+            queue,
+            "-n",
+            hostname,
+            "--without-gossip",
+            "--without-mingle",
+            *extra_args,
+        ],
+        cwd=PROJECT_DIR,
+        env=env,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"celery worker exited with {process.returncode}")
+        replies = app.control.ping(timeout=1.0)
+        if any(name.startswith(f"test-{queue}@") for reply in replies for name in reply):
+            return LiveWorker(queue, env, process)
+    process.kill()
+    raise RuntimeError("celery worker did not become ready within 60 s")
+
+
+def _reset_broker_connections(app):
+    # Connections made for the previous broker URL are cached in two pools; drop both so
+    # the next send connects to the broker now configured.
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def live_worker(transactional_db, settings):
+    """Send tasks through a real broker to a real worker process, for this test only.
+
+    The test must use ``@pytest.mark.django_db(transaction=True)`` so that what it writes is
+    committed and visible to the worker, which connects to the same test database. Each use
+    gets its own queue, so concurrent test runs on one Redis never take each other's tasks.
+    """
+    from leavehome.celery import app
+
+    queue = f"test-{uuid.uuid4().hex[:12]}"
+    # The app reads Django settings under the CELERY_ namespace, so its keys carry the prefix.
+    overrides = {
+        "CELERY_TASK_ALWAYS_EAGER": False,
+        "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "CELERY_RESULT_BACKEND": TEST_BROKER_URL,
+    }
+    saved = {key: app.conf.get(key) for key in overrides}
+    app.conf.update(overrides)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    _reset_broker_connections(app)
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url_for_subprocess(),
+        "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "CELERY_RESULT_BACKEND": TEST_BROKER_URL,
+        "CELERY_TASK_DEFAULT_QUEUE": queue,
+        "PYTHONUNBUFFERED": "1",
+    }
+    worker = start_worker(queue, env)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+        app.conf.update(saved)
+        _reset_broker_connections(app)
