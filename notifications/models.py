@@ -111,6 +111,27 @@ class ExposureToken(models.Model):
         ]
 
 
+class ExposureFeedItem(models.Model):
+    """One line of the public exposure feed (``GET /api/v1/exposures``), append-only.
+
+    Apps that match on the phone read it in pages of ``id`` ranges; a publication appends
+    its tokens as ``active``, a withdrawal appends them again as ``withdrawn`` (the latest
+    line for a ``(date, token)`` wins). Rows are never updated, so a closed page never
+    changes; see notifications/feed.py for why ids commit in order. No foreign key to the
+    case visit: deleting a case must not rewrite pages phones have already cached.
+    """
+
+    class Status(models.TextChoices):
+        ACTIVE = "active", _("Active")
+        WITHDRAWN = "withdrawn", _("Withdrawn")
+
+    id = models.BigAutoField(primary_key=True)
+    date = models.DateField(db_index=True)
+    token = models.BinaryField(max_length=16)
+    risk = models.CharField(max_length=8, choices=Risk.choices)
+    status = models.CharField(max_length=16, choices=Status.choices)
+
+
 class Notification(models.Model):
     """What a device is told: one per (device, case visit), upgraded from low to high.
 
