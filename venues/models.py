@@ -76,6 +76,21 @@ class SigningKey(models.Model):
         return f"{self.kid} ({self.status})"
 
 
+class VenueImport(models.Model):
+    """One CSV upload through the express channel: the branches it created share it."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="venue_imports")
+    file_name = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    venue_count = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self):
+        return f"{self.file_name or self.pk} ({self.venue_count})"
+
+
 class Venue(models.Model):
     class Status(models.TextChoices):
         ACTIVE = "active", _("Active")
@@ -93,6 +108,9 @@ class Venue(models.Model):
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.ACTIVE, db_index=True)
     # The one code version that is valid while the venue is active (PROTOCOL §1 ``ver``).
     current_version = models.PositiveIntegerField(default=1)
+    import_batch = models.ForeignKey(
+        VenueImport, on_delete=models.SET_NULL, null=True, blank=True, related_name="venues", editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True, db_index=True)
 
