@@ -1,3 +1,18 @@
 """The phone app's API, /api/v1/ (PROTOCOL §4)."""
 
-urlpatterns = []
+from django.urls import path
+
+from notifications.api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("config", views.ConfigView.as_view(), name="config"),
+    path("devices", views.DeviceRegisterView.as_view(), name="devices"),
+    path("devices/me", views.DeviceMeView.as_view(), name="device-me"),
+    path("devices/me/push", views.DevicePushView.as_view(), name="device-push"),
+    path("visits", views.VisitUploadView.as_view(), name="visits"),
+    path("notifications", views.NotificationListView.as_view(), name="notifications"),
+    path("notifications/<int:notification_id>", views.NotificationDetailView.as_view(), name="notification"),
+    path("exposures", views.ExposureFeedView.as_view(), name="exposures"),
+]

@@ -1,0 +1,269 @@
+"""Request validation and response shapes of the phone API (PROTOCOL §4).
+
+Request serializers reject unknown fields, so a typo in an app is an error, not silently
+ignored data. Response serializers exist so the OpenAPI document states every answer exactly.
+"""
+
+import datetime as dt
+import re
+
+from django.conf import settings
+from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from notifications.models import Risk
+from notifications.tokens import TOKEN_BYTES, b64u_decode, b64u_encode
+
+# 16 bytes in b64u: 22 characters, the last of which carries 2 bits and 4 zero bits.
+TOKEN_PATTERN = r"^[A-Za-z0-9_-]{21}[AQgw]$"  # noqa: S105 (a regex, not a secret)
+_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+class StrictSerializer(serializers.Serializer):
+    """A serializer that refuses fields it does not declare."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class LocalDateField(serializers.DateField):
+    """A local date written exactly ``YYYY-MM-DD`` (no other ISO 8601 spelling)."""
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str) or not _DATE_RE.match(value):
+            self.fail("invalid", format="YYYY-MM-DD")
+        return super().to_internal_value(value)
+
+
+@extend_schema_field(
+    {
+        "type": "array",
+        "items": {"type": "string", "minLength": 22, "maxLength": 22, "pattern": TOKEN_PATTERN},
+        "description": "Visit tokens, each b64u (no padding) of exactly 16 bytes.",
+    }
+)
+class TokenListField(serializers.Field):
+    """A list of b64u tokens of exactly 16 bytes → list of bytes; errors name each bad index.
+
+    A plain loop rather than a ListField of child fields: an upload holds thousands of tokens
+    and this is the hot path of the busiest endpoint.
+    """
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Must be a list of tokens.", code="invalid")
+        tokens, errors = [], {}
+        for index, text in enumerate(data):
+            try:
+                raw = b64u_decode(text)
+            except (ValueError, TypeError):
+                errors[index] = ["Not base64url without padding."]
+                continue
+            if len(raw) != TOKEN_BYTES:
+                errors[index] = [f"Must be {TOKEN_BYTES} bytes; got {len(raw)}."]
+                continue
+            tokens.append(raw)
+        if errors:
+            raise serializers.ValidationError(errors, code="invalid")
+        return tokens
+
+    def to_representation(self, value):
+        return [b64u_encode(token) for token in value]
+
+
+class VisitDaySerializer(StrictSerializer):
+    date = LocalDateField(help_text="Local date (deployment time zone) the tokens belong to.")
+    tokens = TokenListField()
+
+    def validate_date(self, value):
+        today = timezone.localdate()
+        oldest = today - dt.timedelta(days=settings.LEAVEHOME_RETENTION_DAYS)
+        if value < oldest:
+            raise serializers.ValidationError(f"Older than the retention period; the oldest accepted is {oldest}.")
+        if value > today + dt.timedelta(days=1):
+            raise serializers.ValidationError("In the future.")
+        return value
+
+
+class VisitUploadSerializer(StrictSerializer):
+    days = VisitDaySerializer(many=True)
+
+    def validate_days(self, days):
+        count = sum(len(day["tokens"]) for day in days)
+        limit = settings.LEAVEHOME_MAX_TOKENS_PER_UPLOAD
+        if count > limit:
+            raise serializers.ValidationError(f"At most {limit} tokens per upload; got {count}.", code="too_many")
+        return days
+
+    def to_days(self) -> dict[dt.date, list[bytes]]:
+        """The validated days as {date: tokens}, with repeated dates merged."""
+        days: dict[dt.date, list[bytes]] = {}
+        for day in self.validated_data["days"]:
+            days.setdefault(day["date"], []).extend(day["tokens"])
+        return days
+
+
+class EmptyBodySerializer(StrictSerializer):
+    """A request without fields: ``{}`` or no body at all."""
+
+
+# --- Push channel bodies (validated by notifications.push.channels; here for the schema) ----
+
+
+class WebPushKeysSerializer(StrictSerializer):
+    p256dh = serializers.CharField()
+    auth = serializers.CharField()
+
+
+class WebPushSubscriptionSerializer(StrictSerializer):
+    endpoint = serializers.URLField()
+    keys = WebPushKeysSerializer()
+
+
+class WebPushChannelSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=["webpush"])
+    subscription = WebPushSubscriptionSerializer()
+
+
+class TokenChannelSerializer(StrictSerializer):
+    kind = serializers.ChoiceField(choices=["fcm", "apns"])
+    token = serializers.CharField(help_text="The FCM registration token or the APNs device token.")
+
+
+# --- Responses ----------------------------------------------------------------------------
+
+
+class ConfigSerializer(serializers.Serializer):
+    protocol = serializers.CharField()
+    slot_seconds = serializers.IntegerField()
+    time_zone = serializers.CharField()
+    default_visit_seconds = serializers.IntegerField()
+    max_visit_seconds = serializers.IntegerField()
+    retention_days = serializers.IntegerField()
+    max_tokens_per_upload = serializers.IntegerField()
+    venue_code_prefix = serializers.CharField()
+
+
+class DeviceCreatedSerializer(serializers.Serializer):
+    device_id = serializers.UUIDField()
+    token = serializers.CharField(help_text="The device secret; shown once, send it as 'Authorization: Bearer …'.")
+
+
+class AcceptedSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField(help_text="Distinct (date, token) pairs of the upload now stored.")
+
+
+class BilingualSerializer(serializers.Serializer):
+    en = serializers.CharField()
+    zh = serializers.CharField()
+
+
+class VenueRefSerializer(serializers.Serializer):
+    sub = serializers.UUIDField(source="id")
+    name = serializers.SerializerMethodField()
+
+    @extend_schema_field(BilingualSerializer)
+    def get_name(self, venue):
+        return {"en": venue.name_en, "zh": venue.name_zh}
+
+
+class WindowSerializer(serializers.Serializer):
+    start = serializers.DateTimeField()
+    end = serializers.DateTimeField()
+
+
+DEFAULT_MESSAGES = {
+    Risk.HIGH: {
+        "en": "A confirmed case was at this venue while you were there. Watch for symptoms and get tested.",
+        "zh": "您到訪此場所時，有確診者亦在場。請留意身體狀況並接受檢測。",
+    },
+    Risk.LOW: {
+        "en": "A confirmed case visited this venue on the day you were there. Watch for symptoms.",
+        "zh": "您到訪此場所當日，有確診者曾經到訪。請留意身體狀況。",
+    },
+}
+
+
+class NotificationItemSerializer(serializers.Serializer):
+    """A notification as the phone sees it; the instance comes from device_notifications()."""
+
+    id = serializers.IntegerField()
+    risk = serializers.ChoiceField(choices=Risk.values)
+    status = serializers.ChoiceField(choices=["active", "withdrawn"], source="api_status")
+    venue = VenueRefSerializer(source="case_visit.venue")
+    date = serializers.SerializerMethodField()
+    window = serializers.SerializerMethodField()
+    message = serializers.SerializerMethodField()
+    created = serializers.DateTimeField(source="created_at")
+
+    @staticmethod
+    def _window(notification):
+        visit = notification.case_visit
+        padding = dt.timedelta(minutes=visit.padding_minutes)
+        return timezone.localtime(visit.start - padding), timezone.localtime(visit.end + padding)
+
+    @extend_schema_field(OpenApiTypes.DATE)
+    def get_date(self, notification):
+        return timezone.localtime(notification.case_visit.start).date().isoformat()
+
+    @extend_schema_field(WindowSerializer)
+    def get_window(self, notification):
+        start, end = self._window(notification)
+        return {"start": start.isoformat(), "end": end.isoformat()}
+
+    @extend_schema_field(BilingualSerializer)
+    def get_message(self, notification):
+        case = notification.case_visit.case
+        default = DEFAULT_MESSAGES[notification.risk]
+        return {"en": case.message_en or default["en"], "zh": case.message_zh or default["zh"]}
+
+
+class NotificationListSerializer(serializers.Serializer):
+    items = NotificationItemSerializer(many=True)
+    cursor = serializers.DateTimeField(help_text="Send it back as ?since= to get only what changed.")
+
+
+class NotificationQuerySerializer(serializers.Serializer):
+    since = serializers.DateTimeField(
+        required=False, help_text="The cursor of a previous answer; without it, every notification."
+    )
+
+
+class ExposureItemSerializer(serializers.Serializer):
+    t = serializers.SerializerMethodField()
+    risk = serializers.ChoiceField(choices=Risk.values)
+    date = serializers.DateField()
+    status = serializers.ChoiceField(choices=["active", "withdrawn"])
+
+    @extend_schema_field({"type": "string", "pattern": TOKEN_PATTERN})
+    def get_t(self, item):
+        return b64u_encode(bytes(item.token))
+
+
+class ExposurePageSerializer(serializers.Serializer):
+    page = serializers.IntegerField(min_value=0)
+    items = ExposureItemSerializer(many=True)
+    closed = serializers.BooleanField(help_text="True: this page will never change (served as immutable).")
+    next = serializers.IntegerField(min_value=0, help_text="The page to fetch next: page+1 if closed, else page.")
+
+
+class ExposureQuerySerializer(serializers.Serializer):
+    page = serializers.IntegerField(min_value=0, max_value=2**53, required=False)
+
+
+class ErrorBodySerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+    fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The one error format of the API (leavehome/api.py)."""
+
+    error = ErrorBodySerializer()

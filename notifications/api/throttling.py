@@ -1,0 +1,49 @@
+"""Rate limits of the phone API, per device and per IP (scopes in settings.REST_FRAMEWORK).
+
+Counters live in the shared cache, never beside visit tokens, and expire with their window:
+the IP address is used to slow abuse, not recorded with anything a phone uploads.
+"""
+
+from rest_framework.settings import api_settings
+from rest_framework.throttling import SimpleRateThrottle
+
+
+class _ScopeThrottle(SimpleRateThrottle):
+    """A throttle whose rate is read from the settings on each request.
+
+    DRF's own classes copy the rates once at import; reading them late lets a deployment's
+    settings (and tests' override_settings) take effect without a restart of the module.
+    """
+
+    by_device = False
+
+    def get_rate(self):
+        return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+    def get_cache_key(self, request, view):
+        if self.by_device:
+            device_id = getattr(request.user, "pk", None)
+            if device_id is None:
+                return None
+            ident = str(device_id)
+        else:
+            ident = self.get_ident(request)
+        return self.cache_format % {"scope": self.scope, "ident": ident}
+
+
+class DeviceRegisterIPThrottle(_ScopeThrottle):
+    scope = "device_register_ip"
+
+
+class VisitUploadIPThrottle(_ScopeThrottle):
+    scope = "visit_upload_ip"
+
+
+class VisitUploadDeviceThrottle(_ScopeThrottle):
+    scope = "visit_upload_device"
+    by_device = True
+
+
+class DeviceReadThrottle(_ScopeThrottle):
+    scope = "device_read"
+    by_device = True

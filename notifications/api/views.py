@@ -1,0 +1,218 @@
+"""The phone app's endpoints (PROTOCOL §4): each validates, calls one service or selector, answers.
+
+Errors from every view use the one format of leavehome/api.py; the statuses each view can
+answer are declared with extend_schema so the OpenAPI document matches what it does.
+"""
+
+import hashlib
+
+from django.conf import settings
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
+from rest_framework import status
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from notifications import feed
+from notifications.api import serializers as s
+from notifications.api.authentication import DeviceAuthentication, IsDevice
+from notifications.api.throttling import (
+    DeviceReadThrottle,
+    DeviceRegisterIPThrottle,
+    VisitUploadDeviceThrottle,
+    VisitUploadIPThrottle,
+)
+from notifications.devices import device_delete, device_register
+from notifications.push.channels import push_channel_clear, push_channel_set
+from notifications.selectors import device_notifications, notification_cursor_now
+from notifications.tokens import SLOT_SECONDS
+from notifications.visits import visit_tokens_ingest
+
+
+def _errors(*codes):
+    descriptions = {
+        400: "Invalid request; `fields` names each problem.",
+        401: "Missing or unknown device secret.",
+        404: "Not found (or not this device's).",
+        413: "Request body too large.",
+        415: "Not JSON.",
+        429: "Too many requests; see Retry-After.",
+    }
+    return {code: OpenApiResponse(s.ErrorSerializer, description=descriptions[code]) for code in codes}
+
+
+class DeviceAPIView(APIView):
+    """An endpoint for a registered device (``Authorization: Bearer {SECRET}``)."""
+
+    authentication_classes = [DeviceAuthentication]
+    permission_classes = [IsDevice]
+
+
+class ConfigView(APIView):
+    @extend_schema(operation_id="config", responses={200: s.ConfigSerializer}, tags=["app"])
+    def get(self, request):
+        """The protocol parameters the app needs (PROTOCOL §4)."""
+        config = {
+            "protocol": "lhs1",
+            "slot_seconds": SLOT_SECONDS,
+            "time_zone": settings.TIME_ZONE,
+            "default_visit_seconds": settings.LEAVEHOME_DEFAULT_VISIT_SECONDS,
+            "max_visit_seconds": settings.LEAVEHOME_MAX_VISIT_SECONDS,
+            "retention_days": settings.LEAVEHOME_RETENTION_DAYS,
+            "max_tokens_per_upload": settings.LEAVEHOME_MAX_TOKENS_PER_UPLOAD,
+            "venue_code_prefix": f"{settings.SITE_URL}/c/#",
+        }
+        return Response(s.ConfigSerializer(config).data)
+
+
+class DeviceRegisterView(APIView):
+    throttle_classes = [DeviceRegisterIPThrottle]
+
+    @extend_schema(
+        operation_id="device_register",
+        request=s.EmptyBodySerializer,
+        responses={201: s.DeviceCreatedSerializer, **_errors(400, 413, 415, 429)},
+        tags=["devices"],
+    )
+    def post(self, request):
+        """Register a device; the answer holds its secret, shown this once."""
+        s.EmptyBodySerializer(data=request.data or {}).is_valid(raise_exception=True)
+        device, secret = device_register()
+        body = s.DeviceCreatedSerializer({"device_id": device.pk, "token": secret}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class DeviceMeView(DeviceAPIView):
+    @extend_schema(operation_id="device_delete", responses={204: None, **_errors(401)}, tags=["devices"])
+    def delete(self, request):
+        """Delete this device and every token, notification and push channel of it."""
+        device_delete(request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+_PUSH_BODY = PolymorphicProxySerializer(
+    component_name="PushChannel",
+    serializers={
+        "webpush": s.WebPushChannelSerializer,
+        "fcm": s.TokenChannelSerializer,
+        "apns": s.TokenChannelSerializer,
+    },
+    resource_type_field_name="kind",
+)
+
+
+class DevicePushView(DeviceAPIView):
+    @extend_schema(
+        operation_id="device_push_set",
+        request=_PUSH_BODY,
+        responses={204: None, **_errors(400, 401, 413, 415)},
+        tags=["devices"],
+    )
+    def put(self, request):
+        """Set (or replace) how to wake this device."""
+        push_channel_set(device=request.user, data=request.data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        operation_id="device_push_clear", request=None, responses={204: None, **_errors(401)}, tags=["devices"]
+    )
+    def delete(self, request):
+        """Stop pushing to this device; the app polls instead."""
+        push_channel_clear(device=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class VisitUploadView(DeviceAPIView):
+    throttle_classes = [VisitUploadIPThrottle, VisitUploadDeviceThrottle]
+
+    @extend_schema(
+        operation_id="visits_upload",
+        request=s.VisitUploadSerializer,
+        responses={202: s.AcceptedSerializer, **_errors(400, 401, 413, 415, 429)},
+        tags=["visits"],
+    )
+    def post(self, request):
+        """Upload visit tokens: all or nothing; re-uploading is harmless."""
+        upload = s.VisitUploadSerializer(data=request.data)
+        upload.is_valid(raise_exception=True)
+        accepted = visit_tokens_ingest(device=request.user, days=upload.to_days())
+        return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
+
+
+class NotificationListView(DeviceAPIView):
+    throttle_classes = [DeviceReadThrottle]
+
+    @extend_schema(
+        operation_id="notifications_list",
+        parameters=[s.NotificationQuerySerializer],
+        responses={200: s.NotificationListSerializer, **_errors(400, 401, 429)},
+        tags=["notifications"],
+    )
+    def get(self, request):
+        """This device's notifications, newest first; with ``since``, only those changed after it."""
+        query = s.NotificationQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        cursor = notification_cursor_now()
+        items = device_notifications(device=request.user, since=query.validated_data.get("since"))
+        body = {"items": items, "cursor": cursor}
+        return Response(s.NotificationListSerializer(body).data)
+
+
+class NotificationDetailView(DeviceAPIView):
+    throttle_classes = [DeviceReadThrottle]
+
+    @extend_schema(
+        operation_id="notifications_read",
+        responses={200: s.NotificationItemSerializer, **_errors(401, 404, 429)},
+        tags=["notifications"],
+    )
+    def get(self, request, notification_id: int):
+        """One of this device's notifications; another device's answers 404, like a missing one."""
+        item = device_notifications(device=request.user).filter(pk=notification_id).first()
+        if item is None:
+            raise NotFound("No such notification.")
+        return Response(s.NotificationItemSerializer(item).data)
+
+
+class ExposureFeedView(APIView):
+    """The public exposure feed; no device secret, so shared caches can serve it."""
+
+    @extend_schema(
+        operation_id="exposures_page",
+        parameters=[
+            s.ExposureQuerySerializer,
+            OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False),
+        ],
+        responses={
+            200: s.ExposurePageSerializer,
+            304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
+            **_errors(400),
+        },
+        tags=["exposures"],
+    )
+    def get(self, request):
+        """One page of published exposure tokens, oldest first; without ``page``, the oldest retained page."""
+        query = s.ExposureQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        number = query.validated_data.get("page")
+        if number is None:
+            number = feed.exposure_feed_first_page()
+        page = feed.exposure_feed_page(number)
+        body = s.ExposurePageSerializer(
+            {
+                "page": page.number,
+                "items": page.items,
+                "closed": page.closed,
+                "next": number + 1 if page.closed else number,
+            }
+        ).data
+        etag = '"' + hashlib.sha256(JSONRenderer().render(body)).hexdigest()[:32] + '"'
+        # Only a closed page asked for by number is immutable; the page-less URL means "the
+        # oldest retained page", which moves as old items are purged.
+        immutable = page.closed and "page" in query.validated_data
+        cache_control = "public, max-age=31536000, immutable" if immutable else "public, max-age=60"
+        headers = {"ETag": etag, "Cache-Control": cache_control}
+        if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+            return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(body, headers=headers)
