@@ -256,3 +256,52 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# --- Push delivery (notifications/push; docs/push.md) -------------------------------------
+# Each push service is optional: a missing credential disables that kind of channel, with one
+# log line per worker process, and its phones poll GET /api/v1/notifications instead.
+# Web Push: the VAPID key pair's private half (PEM, or base64url raw/DER; or ..._FILE) and
+# the contact the push services may write to ("mailto:…" or "https://…").
+PUSH_VAPID_PRIVATE_KEY = env("PUSH_VAPID_PRIVATE_KEY")
+PUSH_VAPID_SUBJECT = env("PUSH_VAPID_SUBJECT")
+# The SSRF guard: a Web Push endpoint must be https on one of these hosts ("*.x" matches
+# subdomains of x). Defaults: Chrome, Firefox, Safari and Edge.
+PUSH_WEBPUSH_ALLOWED_HOSTS = env_list(
+    "PUSH_WEBPUSH_ALLOWED_HOSTS",
+    ["fcm.googleapis.com", "updates.push.services.mozilla.com", "web.push.apple.com", "*.notify.windows.com"],
+)
+# Hosts that may receive Web Push over plain http on any port: for local test receivers
+# only. Empty unless set; never set it in production.
+PUSH_WEBPUSH_INSECURE_HOSTS = env_list("PUSH_WEBPUSH_INSECURE_HOSTS")
+# FCM HTTP v1: a service-account JSON key file; the project defaults to its project_id, the
+# OAuth token endpoint to its token_uri. The URLs can point at a local peer in tests.
+PUSH_FCM_CREDENTIALS_FILE = env("PUSH_FCM_CREDENTIALS_FILE")
+PUSH_FCM_PROJECT_ID = env("PUSH_FCM_PROJECT_ID")
+PUSH_FCM_API_URL = env("PUSH_FCM_API_URL", "https://fcm.googleapis.com")
+PUSH_FCM_TOKEN_URL = env("PUSH_FCM_TOKEN_URL")
+# APNs, token-based: the .p8 key file, its key id, the team id and the app's bundle id.
+# Development builds use https://api.sandbox.push.apple.com. PUSH_APNS_CA_FILE adds a CA to
+# trust (a local test peer); unset, the system's CAs are used.
+PUSH_APNS_KEY_FILE = env("PUSH_APNS_KEY_FILE")
+PUSH_APNS_KEY_ID = env("PUSH_APNS_KEY_ID")
+PUSH_APNS_TEAM_ID = env("PUSH_APNS_TEAM_ID")
+PUSH_APNS_TOPIC = env("PUSH_APNS_TOPIC")
+PUSH_APNS_URL = env("PUSH_APNS_URL", "https://api.push.apple.com")
+PUSH_APNS_CA_FILE = env("PUSH_APNS_CA_FILE")
+# How long a push service keeps an undelivered message: a day-old warning is still worth it.
+PUSH_TTL_SECONDS = env_int("PUSH_TTL_SECONDS", 24 * 3600)
+PUSH_TIMEOUT_SECONDS = env_int("PUSH_TIMEOUT_SECONDS", 10)
+# Devices per delivery task, and concurrent requests per task (one HTTP client per kind).
+PUSH_BATCH_DEVICES = env_int("PUSH_BATCH_DEVICES", 500)
+PUSH_CONCURRENCY = env_int("PUSH_CONCURRENCY", 16)
+# Transient failures: exponential backoff with jitter from the base, capped, for at most
+# PUSH_MAX_ATTEMPTS attempts; a push service's Retry-After is always honoured.
+PUSH_MAX_ATTEMPTS = env_int("PUSH_MAX_ATTEMPTS", 8)
+PUSH_RETRY_BASE_SECONDS = float(env("PUSH_RETRY_BASE_SECONDS", "15"))
+PUSH_RETRY_MAX_SECONDS = env_int("PUSH_RETRY_MAX_SECONDS", 3600)
+# A claimed push not finished after this long (its worker died) is taken over by the reaper,
+# which runs every minute and leaves alone what became due less than the grace ago.
+PUSH_CLAIM_SECONDS = env_int("PUSH_CLAIM_SECONDS", 300)
+PUSH_REAP_GRACE_SECONDS = env_int("PUSH_REAP_GRACE_SECONDS", 30)
+CELERY_IMPORTS = ["notifications.push.tasks"]
+CELERY_BEAT_SCHEDULE["push-reap"] = {"task": "notifications.push.tasks.push_reap", "schedule": 60.0}

@@ -180,7 +180,15 @@ class MatchingRun(models.Model):
 
 
 class PushChannel(models.Model):
-    """How to wake a device: a Web Push subscription, an FCM token or an APNs token."""
+    """How to wake a device: a Web Push subscription, an FCM token or an APNs token.
+
+    The address (endpoint URL and keys, or the registration token) is a capability: whoever
+    holds it can push to the phone. It is stored only sealed with AES-GCM under a key derived
+    from KEY_ENCRYPTION_KEY (notifications/push/sealing.py), bound to the device and kind, so a
+    copy of the database alone cannot push to anyone. ``address_hash`` (a keyed hash) lets one
+    address belong to one device only: a reinstalled app re-registering its token takes it over.
+    Written only by notifications/push/channels.py and delivery.py.
+    """
 
     class Kind(models.TextChoices):
         WEBPUSH = "webpush", "Web Push"
@@ -189,12 +197,58 @@ class PushChannel(models.Model):
 
     device = models.OneToOneField(Device, on_delete=models.CASCADE, related_name="push_channel")
     kind = models.CharField(max_length=8, choices=Kind.choices)
-    # Web Push: the subscription's endpoint URL and keys; FCM/APNs: the registration token.
-    endpoint = models.TextField(blank=True)
-    p256dh = models.CharField(max_length=128, blank=True)
-    auth = models.CharField(max_length=64, blank=True)
-    token = models.CharField(max_length=4096, blank=True)
+    address_hash = models.BinaryField(max_length=32, unique=True)
+    address_sealed = models.BinaryField()
     active = models.BooleanField(default=True)
     deactivated_reason = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+
+class PushDelivery(models.Model):
+    """One push for one notification at one risk through one channel, and how it went.
+
+    The unique key makes delivery idempotent: a redelivered or duplicated task finds the row
+    already claimed or delivered and does not push again. An upgrade from low to high risk is
+    a new row, so the phone is woken again. Rows are claimed with a conditional UPDATE that
+    sets ``claim``; ``due_at`` is when an unfinished row may be (re)claimed: at once when
+    pending, after the backoff when retrying, when the claim's lease ends while sending (its
+    worker died; the reaper in notifications/push/delivery.py takes it over). The counts by
+    status feed the dashboard.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", _("Pending")
+        SENDING = "sending", _("Sending")
+        DELIVERED = "delivered", _("Delivered")
+        RETRYING = "retrying", _("Retrying")
+        FAILED = "failed", _("Failed permanently")
+        DISABLED = "disabled", _("Channel disabled")
+
+    notification = models.ForeignKey(Notification, on_delete=models.CASCADE, related_name="push_deliveries")
+    channel = models.ForeignKey(PushChannel, on_delete=models.CASCADE, related_name="deliveries")
+    risk = models.CharField(max_length=8, choices=Risk.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    claim = models.UUIDField(null=True, blank=True)
+    due_at = models.DateTimeField()
+    last_error = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["notification", "channel", "risk"], name="one_push_per_notification_channel_risk"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["claim"], name="pushdelivery_claim"),
+            # The reaper's scan: unfinished rows by when they are due.
+            models.Index(
+                fields=["due_at"],
+                name="pushdelivery_unfinished",
+                condition=models.Q(status__in=["pending", "sending", "retrying"]),
+            ),
+        ]

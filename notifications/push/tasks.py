@@ -1,0 +1,26 @@
+"""Celery tasks of push delivery: ids in, one service call, and the retry scheduled on the way out."""
+
+from celery import shared_task
+
+from notifications.push.delivery import push_deliver_batch, push_deliveries_reap
+
+# One second past the due time, so a retry never arrives before its rows may be claimed.
+_DUE_MARGIN_SECONDS = 1.0
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
+def push_deliver(notification_ids):
+    """Push the devices of these notifications (one batch); safe to redeliver or duplicate."""
+    report = push_deliver_batch(notification_ids=notification_ids)
+    if report.retry_ids:
+        # Executed at once when tasks run in-process (eager): the rows are not due yet then,
+        # so that run claims nothing, and the reaper sends them when they are.
+        push_deliver.apply_async((report.retry_ids,), countdown=report.retry_delay + _DUE_MARGIN_SECONDS)
+    return None
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def push_reap():
+    """Re-enqueue overdue deliveries (a worker died mid-send, or a scheduled retry was lost)."""
+    for batch in push_deliveries_reap():
+        push_deliver.delay(batch)
