@@ -22,7 +22,9 @@ def pytest_collection_modifyitems(config, items):
     on_postgres = settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
     skip_postgres = pytest.mark.skip(reason="needs PostgreSQL (set DATABASE_URL=postgres://…)")
     for item in items:
-        if "postgres" in item.keywords and not on_postgres:
+        # Worker processes cannot open SQLite's in-memory test database: broker tests need
+        # PostgreSQL too.
+        if ("postgres" in item.keywords or "broker" in item.keywords) and not on_postgres:
             item.add_marker(skip_postgres)
 
 
