@@ -198,6 +198,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "EXCEPTION_HANDLER": "leavehome.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
+    # Per-IP throttles trust exactly this many proxies' X-Forwarded-For entries (nginx: 1).
+    "NUM_PROXIES": env_int("PROXY_COUNT", 0),
     "DEFAULT_THROTTLE_RATES": {
         "device_register_ip": env("THROTTLE_DEVICE_REGISTER_IP", "30/hour"),
         "visit_upload_device": env("THROTTLE_VISIT_UPLOAD_DEVICE", "120/hour"),
