@@ -307,3 +307,15 @@ PUSH_CLAIM_SECONDS = env_int("PUSH_CLAIM_SECONDS", 300)
 PUSH_REAP_GRACE_SECONDS = env_int("PUSH_REAP_GRACE_SECONDS", 30)
 CELERY_IMPORTS = ["notifications.push.tasks"]
 CELERY_BEAT_SCHEDULE["push-reap"] = {"task": "notifications.push.tasks.push_reap", "schedule": 60.0}
+
+# --- Matching core and retention (notifications/tasks.py) ----------------------------------
+# Hourly: create the visit-token partitions of every date an upload may name (idempotent);
+# every 6 hours: the retention purge (idempotent; drops whole partitions on PostgreSQL).
+CELERY_BEAT_SCHEDULE["notifications-partitions-ahead"] = {
+    "task": "notifications.visit_token_partitions_ahead",
+    "schedule": 3600.0,
+}
+CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
+    "task": "notifications.retention_purge",
+    "schedule": 6 * 3600.0,
+}

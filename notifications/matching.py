@@ -101,18 +101,15 @@ _UPSERT = sql.SQL(
 _RISK = sql.SQL("CASE WHEN MAX(CASE WHEN e.risk = 'high' THEN 1 ELSE 0 END) = 1 THEN 'high' ELSE 'low' END")
 
 
-def uploads_match(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> list[int]:
-    """Match one device's stored tokens of ``dates`` against live exposures; returns new/upgraded ids.
+def uploads_match_statement(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> tuple[sql.Composable, list]:
+    """The SELECT of uploads_match: one device's stored tokens of ``dates`` joined with live exposures.
 
     Index: the device's rows of each date's partition come from the hash index on
     VisitToken.device_id (a few hundred rows at most); each is probed in ExposureToken's
     unique btree (date, token, case_visit_id). Exposures of withdrawn or draft cases are
-    filtered by the join to Case (a few thousand rows, by primary key).
+    filtered by the join to Case (by primary key).
     """
     db_dates = _db_dates(dates)
-    if not db_dates:
-        return []
-    device_key = Device._meta.pk.get_db_prep_value(device_id, connection)
     select = sql.SQL(
         """
         SELECT v.device_id, e.case_visit_id, {risk}, 'active', %s, %s
@@ -132,19 +129,25 @@ def uploads_match(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> list[int
         dates=_placeholders(len(db_dates)),
     )
     now = _db_now()
-    return _upsert_and_push(select, [now, now, device_key, *db_dates])
+    return select, [now, now, Device._meta.pk.get_db_prep_value(device_id, connection), *db_dates]
 
 
-def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[int]:
-    """Match a published chunk (case visits of one case, one date) against stored visit tokens.
+def uploads_match(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> list[int]:
+    """Match one device's stored tokens of ``dates`` against live exposures; returns new/upgraded ids."""
+    dates = set(dates)
+    if not dates:
+        return []
+    return _upsert_and_push(*uploads_match_statement(device_id=device_id, dates=dates))
+
+
+def publication_match_statement(*, case_visit_ids: Sequence[int], date: dt.date) -> tuple[sql.Composable, list]:
+    """The SELECT of publication_match: a chunk's exposure tokens joined with the date's visit tokens.
 
     Index: the chunk's exposure tokens come from ExposureToken's case_visit_id index (at
     most ~100 per case visit and date); each probes the date's VisitToken partition through
     its hash index on token. ``v.date = %s`` names the partition so the planner prunes the
     others. A case withdrawn since the task was queued matches nothing.
     """
-    if not case_visit_ids:
-        return []
     (db_date,) = _db_dates([date])
     select = sql.SQL(
         """
@@ -165,7 +168,14 @@ def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[i
         case_visits=_placeholders(len(case_visit_ids)),
     )
     now = _db_now()
-    return _upsert_and_push(select, [now, now, *case_visit_ids, db_date, db_date])
+    return select, [now, now, *case_visit_ids, db_date, db_date]
+
+
+def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[int]:
+    """Match a published chunk (case visits of one case, one date) against stored visit tokens."""
+    if not case_visit_ids:
+        return []
+    return _upsert_and_push(*publication_match_statement(case_visit_ids=case_visit_ids, date=date))
 
 
 def _upsert_and_push(select: sql.Composable, params: list) -> list[int]:

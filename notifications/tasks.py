@@ -48,3 +48,26 @@ def match_publication(case_id: int, case_visit_ids: list[int], date: str) -> int
         direction="publication", case_id=case_id, date=day, notifications=len(ids), started=started
     )
     return len(ids)
+
+
+@shared_task(name="notifications.visit_token_partitions_ahead", **_TASK_OPTIONS)
+def visit_token_partitions_ahead() -> list[str]:
+    """Create the visit-token partitions of every date an upload may name (beat, hourly)."""
+    from django.conf import settings
+    from django.utils import timezone
+
+    from notifications.partitions import PARTITIONS_AHEAD, visit_token_partitions_ensure
+
+    today = timezone.localdate()
+    dates = [
+        today + dt.timedelta(days=offset) for offset in range(-settings.LEAVEHOME_RETENTION_DAYS, PARTITIONS_AHEAD + 1)
+    ]
+    return [date.isoformat() for date in visit_token_partitions_ensure(dates)]
+
+
+@shared_task(name="notifications.retention_purge", **_TASK_OPTIONS)
+def retention_purge() -> dict:
+    """Delete everything older than the retention window (beat, daily)."""
+    from notifications.retention import retention_purge as purge
+
+    return purge()

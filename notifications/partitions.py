@@ -1,0 +1,140 @@
+"""Daily partitions of the visit-token table (PostgreSQL only; SQLite keeps one plain table).
+
+``notifications_visittoken`` is ``PARTITION BY RANGE (date)`` with one partition per local
+date, ``notifications_visittoken_pYYYYMMDD``, and a DEFAULT partition as a safety net (see
+migration 0005). Partitions are created ahead by a beat task (``PARTITIONS_AHEAD`` days),
+and on demand by ingest when an upload names a date that has none; the retention purge
+drops whole partitions, which costs nothing next to deleting two billion rows.
+
+A partition is created as a plain table and then ATTACHed: ATTACH takes only a SHARE UPDATE
+EXCLUSIVE lock on the parent, so inserts and the matching joins go on meanwhile (CREATE
+TABLE … PARTITION OF would take ACCESS EXCLUSIVE). The new table gets a CHECK constraint
+equal to its range first, so ATTACH need not scan it; rows of that date that fell into the
+DEFAULT partition are moved in before the ATTACH (which otherwise refuses). Creation is
+serialised by a transaction-level advisory lock, so two uploads of a new date do not race.
+"""
+
+import datetime as dt
+
+from django.db import connection, transaction
+from psycopg import sql
+
+PARENT = "notifications_visittoken"
+DEFAULT_PARTITION = f"{PARENT}_default"
+# Uploads may name dates up to today + 1 (PROTOCOL §4); one more day covers the time zone
+# edge and a beat run that is late.
+PARTITIONS_AHEAD = 3
+# Any constant distinct from other advisory locks of the project.
+_ADVISORY_LOCK_KEY = 0x4C48_5054  # "LHPT"
+
+# Dates known to have a partition in this process, so ingest asks the catalogue once a day.
+_known_dates: set[dt.date] = set()
+
+
+def partitioned() -> bool:
+    return connection.vendor == "postgresql"
+
+
+def partition_name(date: dt.date) -> str:
+    return f"{PARENT}_p{date:%Y%m%d}"
+
+
+def visit_token_partitions_ensure(dates) -> list[dt.date]:
+    """Make sure each of ``dates`` has its own partition; returns the dates created.
+
+    Cheap when they exist (a process-level cache, then one catalogue query). Runs in the
+    caller's transaction if there is one (ingest calls it inside the upload's transaction),
+    else in its own.
+    """
+    if not partitioned():
+        return []
+    missing = sorted(set(dates) - _known_dates)
+    if not missing:
+        return []
+    created = []
+    with transaction.atomic(), connection.cursor() as cursor:
+        existing = _existing_dates(cursor, missing)
+        for date in missing:
+            if date not in existing:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+                if not _existing_dates(cursor, [date]):
+                    _create(cursor, date)
+                    created.append(date)
+    # Cache only after the creating transaction commits: a rolled-back upload takes its
+    # partition with it.
+    transaction.on_commit(lambda: _known_dates.update(missing))
+    return created
+
+
+def visit_token_partitions_ahead(today: dt.date | None = None) -> list[dt.date]:
+    """Create the partitions of today and the next PARTITIONS_AHEAD days (the beat task)."""
+    from django.utils import timezone
+
+    today = today or timezone.localdate()
+    return visit_token_partitions_ensure(today + dt.timedelta(days=n) for n in range(PARTITIONS_AHEAD + 1))
+
+
+def visit_token_partitions_before(cutoff: dt.date) -> list[tuple[str, dt.date]]:
+    """The daily partitions whose whole range lies before ``cutoff``: (table name, date)."""
+    if not partitioned():
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT child.relname FROM pg_inherits
+            JOIN pg_class parent ON parent.oid = pg_inherits.inhparent
+            JOIN pg_class child ON child.oid = pg_inherits.inhrelid
+            WHERE parent.relname = %s AND child.relname LIKE %s
+            """,
+            [PARENT, f"{PARENT}_p%"],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+    dated = [(name, dt.datetime.strptime(name.rsplit("_p", 1)[1], "%Y%m%d").date()) for name in names]
+    return sorted((name, date) for name, date in dated if date < cutoff)
+
+
+def visit_token_partition_drop(name: str) -> None:
+    """Detach and drop one daily partition (retention); the catalogue change is instant."""
+    _known_dates.clear()
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            sql.SQL("ALTER TABLE {parent} DETACH PARTITION {child}")
+            .format(parent=sql.Identifier(PARENT), child=sql.Identifier(name))
+            .as_string(connection.connection)
+        )
+        cursor.execute(
+            sql.SQL("DROP TABLE {child}").format(child=sql.Identifier(name)).as_string(connection.connection)
+        )
+
+
+def _existing_dates(cursor, dates) -> set[dt.date]:
+    cursor.execute(
+        "SELECT relname FROM pg_class WHERE relname = ANY(%s) AND relkind = 'r'",
+        [[partition_name(date) for date in dates]],
+    )
+    names = {row[0] for row in cursor.fetchall()}
+    return {date for date in dates if partition_name(date) in names}
+
+
+def _create(cursor, date: dt.date) -> None:
+    """Create, fill from DEFAULT, and attach the partition of ``date`` (see the module comment)."""
+    names = {
+        "child": sql.Identifier(partition_name(date)),
+        "parent": sql.Identifier(PARENT),
+        "default": sql.Identifier(DEFAULT_PARTITION),
+        "check": sql.Identifier(f"{partition_name(date)}_range"),
+        # DDL takes no bind parameters: the bounds go in as literals adapted by psycopg.
+        "start": sql.Literal(date),
+        "end": sql.Literal(date + dt.timedelta(days=1)),
+    }
+    statements = [
+        "CREATE TABLE {child} (LIKE {parent} INCLUDING DEFAULTS)",
+        "ALTER TABLE {child} ADD CONSTRAINT {check} CHECK (date >= {start} AND date < {end})",
+        "WITH moved AS (DELETE FROM {default} WHERE date >= {start} AND date < {end} RETURNING *) "
+        "INSERT INTO {child} SELECT * FROM moved",
+        "ALTER TABLE {parent} ATTACH PARTITION {child} FOR VALUES FROM ({start}) TO ({end})",
+        # Redundant once attached (the partition bound says the same).
+        "ALTER TABLE {child} DROP CONSTRAINT {check}",
+    ]
+    for statement in statements:
+        cursor.execute(sql.SQL(statement).format(**names).as_string(connection.connection))
