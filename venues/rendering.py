@@ -18,7 +18,7 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
-from reportlab.pdfbase.ttfonts import TTFont
+from reportlab.pdfbase.ttfonts import TTFError, TTFont
 from reportlab.pdfgen import canvas
 
 # Level M restores up to 15% of a damaged or dirty poster and keeps a code of ~450
@@ -59,7 +59,7 @@ def _cjk_font() -> str:
     path = settings.POSTER_CJK_FONT
     try:
         pdfmetrics.registerFont(TTFont(_FONT_NAME, path, subfontIndex=0))
-    except (OSError, RuntimeError) as error:
+    except (OSError, TTFError) as error:
         raise ImproperlyConfigured(
             f"POSTER_CJK_FONT={path!r} is not a readable TrueType font ({error}); "
             "install fonts-wqy-zenhei or point POSTER_CJK_FONT at a TrueType CJK font."
