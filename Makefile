@@ -5,9 +5,10 @@
 VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
-# Debian packages: a TrueType CJK font for the posters; chromium for the browser tests.
+# Debian packages: a TrueType CJK font for the posters; chromium for the browser tests;
+# nginx to check deploy/nginx.conf in front of gunicorn.
 APT_RUN := fonts-wqy-zenhei
-APT_TEST := $(APT_RUN) chromium
+APT_TEST := $(APT_RUN) chromium nginx
 PYTEST_ARGS ?=
 
 .PHONY: run test lint check-deploy venv
