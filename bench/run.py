@@ -14,6 +14,7 @@ from bench.common import BenchFailure, django_setup, parse_options
 
 BENCHMARKS = [
     "bench.b5_codes",
+    "bench.b2_matching",
 ]
 
 
