@@ -28,8 +28,9 @@ def _flatten(detail, prefix=""):
         flat = {}
         for key, value in detail.items():
             path = f"{prefix}.{key}" if prefix else str(key)
-            if key == "non_field_errors" and not prefix:
-                path = "_"
+            if key == "non_field_errors":
+                # An object's own error is reported at the object's path ("_" for the body).
+                path = prefix or "_"
             flat.update(_flatten(value, path))
         return flat
     if isinstance(detail, list):
