@@ -104,10 +104,12 @@ _RISK = sql.SQL("CASE WHEN MAX(CASE WHEN e.risk = 'high' THEN 1 ELSE 0 END) = 1 
 def uploads_match_statement(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> tuple[sql.Composable, list]:
     """The SELECT of uploads_match: one device's stored tokens of ``dates`` joined with live exposures.
 
-    Index: the device's rows of each date's partition come from the hash index on
-    VisitToken.device_id (a few hundred rows at most); each is probed in ExposureToken's
-    unique btree (date, token, case_visit_id). Exposures of withdrawn or draft cases are
-    filtered by the join to Case (by primary key).
+    Index: ``v.date IN (…)`` prunes to the dates' partitions. With many live exposures the
+    device's rows come from the partition's hash index on device_id (a few hundred rows at
+    most), each probed in ExposureToken's unique btree (date, token, case_visit_id); with few,
+    the planner instead probes each live exposure token in the partition's hash index on
+    token. Either way no partition is scanned (tests/notifications/test_matching.py checks
+    the plan). Exposures of draft or withdrawn cases drop out in the join to Case.
     """
     db_dates = _db_dates(dates)
     select = sql.SQL(

@@ -1,0 +1,180 @@
+"""Cases: publication, withdrawal and the CSV import of case visits (services for the admin).
+
+Each service is one transaction, recorded in the audit trail in that transaction, and hands
+matching its work on commit only (notifications/matching.py explains why that order is what
+makes an upload racing a publication safe).
+"""
+
+import csv
+import datetime as dt
+import io
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from leavehome.audit import audit_record
+from notifications import matching
+from notifications.exposures import exposures_store
+from notifications.feed import exposure_feed_append
+from notifications.models import Case, CaseVisit
+
+# A CSV import is a list an official prepared by hand; more rows than this is a mistake.
+IMPORT_MAX_ROWS = 500
+IMPORT_COLUMNS = ("venue_id", "start", "end")
+
+
+def case_visit_window_errors(*, start, end, now=None) -> list[str]:
+    """Why the window ``[start, end)`` cannot be published: empty list if it can."""
+    now = now or timezone.now()
+    errors = []
+    if start is None or end is None:
+        return [_("Enter both the start and the end of the window.")]
+    if end <= start:
+        errors.append(_("The window must end after it starts."))
+    if end > now:
+        errors.append(_("The window cannot end in the future."))
+    if start < now - dt.timedelta(days=settings.LEAVEHOME_RETENTION_DAYS):
+        errors.append(
+            _("The window must start within the last %(days)d days: older visits are no longer stored.")
+            % {"days": settings.LEAVEHOME_RETENTION_DAYS}
+        )
+    return errors
+
+
+class CaseStateError(ValidationError):
+    """The case is not in a state that allows this action."""
+
+
+def _case_lock(case: Case) -> Case:
+    return Case.objects.select_for_update().get(pk=case.pk)
+
+
+def case_publish(*, case: Case, actor) -> Case:
+    """Publish a draft case: build its exposure tokens, append them to the feed, queue matching.
+
+    Raises CaseStateError if the case is not a draft or has no case visit, ValidationError
+    if a window is not publishable. One matching task per (date, batch of case visits) is
+    queued on commit, so several workers share a big publication.
+    """
+    with transaction.atomic():
+        case = _case_lock(case)
+        if case.status != Case.Status.DRAFT:
+            raise CaseStateError(_("Only a draft case can be published."))
+        visits = list(case.visits.all())
+        if not visits:
+            raise CaseStateError(_("Add at least one venue visit before publishing."))
+        now = timezone.now()
+        for visit in visits:
+            errors = case_visit_window_errors(start=visit.start, end=visit.end, now=now)
+            if errors:
+                raise ValidationError([f"{visit.venue_id}: {error}" for error in errors])
+        chunks = exposures_store(visits)
+        case.status, case.published_at = Case.Status.PUBLISHED, now
+        case.save(update_fields=["status", "published_at"])
+        exposure_feed_append(case_visit_ids=[visit.pk for visit in visits], status="active")
+        audit_record(actor=actor, action="case.publish", obj=case, case_visits=len(visits), dates=len(chunks))
+        matching.publication_match_later(case_id=case.pk, chunks=chunks)
+    return case
+
+
+def case_withdraw(*, case: Case, actor, reason: str = "") -> Case:
+    """Withdraw a published case: its notifications and feed items become ``withdrawn``.
+
+    Exposure tokens stay (retention removes them) but no longer match: both matching
+    directions join only published cases. Notifications get a new ``updated_at`` so phones
+    polling for changes see the withdrawal.
+    """
+    with transaction.atomic():
+        case = _case_lock(case)
+        if case.status != Case.Status.PUBLISHED:
+            raise CaseStateError(_("Only a published case can be withdrawn."))
+        case.status, case.withdrawn_at = Case.Status.WITHDRAWN, timezone.now()
+        case.save(update_fields=["status", "withdrawn_at"])
+        case_visit_ids = list(case.visits.values_list("pk", flat=True))
+        exposure_feed_append(case_visit_ids=case_visit_ids, status="withdrawn")
+        withdrawn = matching.notifications_withdraw(case_id=case.pk)
+        audit_record(actor=actor, action="case.withdraw", obj=case, notifications=withdrawn, reason=reason)
+    return case
+
+
+@dataclass
+class ImportRow:
+    line: int
+    venue_id: str
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def _local_datetime(text: str) -> dt.datetime:
+    """ISO 8601; without an offset it is local time (settings.TIME_ZONE)."""
+    value = dt.datetime.fromisoformat(text.strip())
+    return timezone.make_aware(value) if timezone.is_naive(value) else value
+
+
+def case_visits_csv_parse(text: str, *, now=None) -> list[ImportRow]:
+    """Parse and check a CSV of case visits (``venue_id,start,end``, header optional); nothing is saved.
+
+    Every row comes back, with its errors (unknown venue, bad time, window not publishable),
+    so the official sees the whole preview at once.
+    """
+    from venues.models import Venue
+
+    lines = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    if lines and [cell.strip().lower() for cell in lines[0][:3]] == list(IMPORT_COLUMNS):
+        lines = [None, *lines[1:]]
+    rows = []
+    for number, cells in enumerate(lines, start=1):
+        if cells is None or not any(cell.strip() for cell in cells):
+            continue
+        if len(rows) >= IMPORT_MAX_ROWS:
+            raise ValidationError(_("A file may hold at most %(n)d visits.") % {"n": IMPORT_MAX_ROWS})
+        row = ImportRow(line=number, venue_id=cells[0].strip() if cells else "")
+        rows.append(row)
+        if len(cells) != 3:
+            row.errors.append(_("Expected 3 columns: venue id, start, end."))
+            continue
+        if not _is_uuid(row.venue_id):
+            row.errors.append(_("The venue id is not valid."))
+        try:
+            row.start, row.end = _local_datetime(cells[1]), _local_datetime(cells[2])
+        except ValueError:
+            row.errors.append(_("Times must be ISO 8601, e.g. 2026-11-23 12:40."))
+            continue
+        row.errors += case_visit_window_errors(start=row.start, end=row.end, now=now)
+    candidates = [str(uuid.UUID(row.venue_id)) for row in rows if _is_uuid(row.venue_id)]
+    known = {str(pk) for pk in Venue.objects.filter(pk__in=candidates).values_list("pk", flat=True)}
+    for row in rows:
+        if _is_uuid(row.venue_id) and str(uuid.UUID(row.venue_id)) not in known:
+            row.errors.append(_("No venue has this id."))
+    return rows
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
+def case_visits_import(*, case: Case, rows: list[ImportRow], actor) -> list[CaseVisit]:
+    """Add the parsed rows to a draft case, all or nothing (raises ValidationError if any row has errors)."""
+    if any(row.errors for row in rows):
+        raise ValidationError(_("Fix the rows with errors first: nothing was imported."))
+    if not rows:
+        raise ValidationError(_("The file holds no visits."))
+    with transaction.atomic():
+        case = _case_lock(case)
+        if case.status != Case.Status.DRAFT:
+            raise CaseStateError(_("Visits can be added to a draft case only."))
+        visits = CaseVisit.objects.bulk_create(
+            CaseVisit(case=case, venue_id=uuid.UUID(row.venue_id), start=row.start, end=row.end) for row in rows
+        )
+        audit_record(actor=actor, action="case.import_visits", obj=case, rows=len(visits))
+    return visits

@@ -1,0 +1,162 @@
+"""Uploads racing a publication, in separate connections: no expected match may be lost.
+
+Each thread has its own database connection (Django's are per thread), so each transaction
+cannot see the other's rows until it commits. Tasks run eagerly in the committing thread,
+right after its commit, as a worker would pick them up. Two interleavings are forced with
+barriers (each transaction held open while the other commits and matches), then uploads and
+publications are let loose together, repeatedly.
+"""
+
+import datetime as dt
+import threading
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, transaction
+from django.utils import timezone
+
+from notifications.cases import case_publish
+from notifications.devices import device_register
+from notifications.models import Case, CaseVisit, Notification
+from notifications.partitions import visit_token_partitions_ensure
+from notifications.visits import visit_tokens_ingest
+from tests.phone.derivation import visit_tokens
+from venues.keys import signing_key_create
+from venues.keystore import vk_decrypt
+from venues.models import VenueCode
+from venues.services import venue_register
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+ZONE = ZoneInfo(settings.TIME_ZONE)
+ROUNDS = 6
+UPLOADERS = 4
+
+
+def _in_thread(function, errors):
+    def run():
+        try:
+            function()
+        except BaseException as error:  # reported by the test, not lost in the thread
+            errors.append(error)
+        finally:
+            connection.close()
+
+    return threading.Thread(target=run)
+
+
+def _run_all(functions):
+    errors = []
+    threads = [_in_thread(function, errors) for function in functions]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung"
+    assert not errors, errors
+
+
+@pytest.fixture
+def scene():
+    signing_key_create()
+    owner = get_user_model().objects.create_user(username="owner", password="irrelevant 12345")
+    venue = venue_register(owner=owner, name_en="Race Cafe", name_zh="賽咖啡", category="catering")
+    VenueCode.objects.filter(venue=venue).update(issued_at=timezone.now() - dt.timedelta(days=60))
+    noon = dt.datetime.combine(timezone.localdate() - dt.timedelta(days=1), dt.time(12), tzinfo=ZONE)
+    # Created beforehand, so no upload transaction holds partition DDL locks while a test
+    # keeps it open on purpose.
+    visit_token_partitions_ensure([noon.date()])
+    vk = vk_decrypt(venue.codes.get())
+    return venue, vk, noon
+
+
+def _new_case(venue, noon, reference):
+    case = Case.objects.create(reference=reference, confirmed_on=timezone.localdate())
+    CaseVisit.objects.create(case=case, venue=venue, start=noon, end=noon + dt.timedelta(hours=1))
+    return case
+
+
+def _visit_days(vk, noon):
+    start = int(noon.timestamp()) + 600
+    return visit_tokens(vk, start, start + 1200, settings.TIME_ZONE)  # 12:10–12:30: high risk
+
+
+def _high_devices(case, devices):
+    # Earlier rounds' devices were at the same place and time, so they match this case too.
+    notifications = Notification.objects.filter(case_visit__case=case, risk="high", device__in=devices)
+    return set(notifications.values_list("device_id", flat=True))
+
+
+def _round_upload_held_open(venue, vk, noon, reference):
+    """The upload's transaction stays open while the publication commits and matches."""
+    case = _new_case(venue, noon, reference)
+    device, _ = device_register()
+    uploaded, published = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=60)
+
+    def upload_held_open():
+        with transaction.atomic():
+            visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
+            uploaded.wait()
+            published.wait()  # the publication has committed and matched without our tokens
+
+    def publish():
+        uploaded.wait()
+        case_publish(case=case, actor=None)
+        published.wait()
+
+    _run_all([upload_held_open, publish])
+    return _high_devices(case, [device]) == {device.pk}
+
+
+def _round_publication_held_open(venue, vk, noon, reference):
+    """The publication's transaction stays open while the upload commits and matches."""
+    case = _new_case(venue, noon, reference)
+    device, _ = device_register()
+    published, uploaded = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=60)
+
+    def publish_held_open():
+        with transaction.atomic():
+            case_publish(case=case, actor=None)
+            published.wait()
+            uploaded.wait()  # the upload has committed and matched without our exposures
+
+    def upload():
+        published.wait()
+        visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
+        uploaded.wait()
+
+    _run_all([publish_held_open, upload])
+    return _high_devices(case, [device]) == {device.pk}
+
+
+def _round_free(venue, vk, noon, reference):
+    """Several uploads and the publication released at once."""
+    case = _new_case(venue, noon, reference)
+    devices = [device_register()[0] for _ in range(UPLOADERS)]
+    start = threading.Barrier(UPLOADERS + 1, timeout=60)
+
+    def upload(device):
+        start.wait()
+        visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
+
+    def publish():
+        start.wait()
+        case_publish(case=case, actor=None)
+
+    _run_all([publish] + [lambda device=device: upload(device) for device in devices])
+    one_each = Notification.objects.filter(case_visit__case=case, device__in=devices).count() == UPLOADERS
+    return one_each and _high_devices(case, devices) == {device.pk for device in devices}
+
+
+def test_an_upload_committed_after_the_publication_matched_is_still_matched(scene):
+    assert all(_round_upload_held_open(*scene, f"held-upload-{n}") for n in range(ROUNDS))
+
+
+def test_a_publication_committed_after_the_upload_matched_still_finds_it(scene):
+    assert all(_round_publication_held_open(*scene, f"held-publication-{n}") for n in range(ROUNDS))
+
+
+def test_concurrent_uploads_and_publication_lose_no_match(scene):
+    assert all(_round_free(*scene, f"free-{n}") for n in range(ROUNDS))
