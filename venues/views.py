@@ -7,6 +7,7 @@ Every venue is looked up through ``venue_of_owner_or_404``, so another owner's v
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.http import HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import content_disposition_header
@@ -23,6 +24,8 @@ from venues.models import Venue
 from venues.posters import code_poster_pdf, poster_file_name, posters_zip_stream
 from venues.rendering import qr_png, qr_svg
 
+VENUES_PER_PAGE = 50
+
 
 def _download(content, *, content_type, file_name, streaming=False):
     response_class = StreamingHttpResponse if streaming else HttpResponse
@@ -34,8 +37,9 @@ def _download(content, *, content_type, file_name, streaming=False):
 
 @login_required
 def venue_list(request):
-    venues = selectors.venues_of_owner(request.user)
-    return render(request, "venues/list.html", {"venues": venues, "imports": request.user.venue_imports.all()[:5]})
+    # A chain may have thousands of branches: one page at a time.
+    page = Paginator(selectors.venues_of_owner(request.user), VENUES_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "venues/list.html", {"page": page, "imports": request.user.venue_imports.all()[:5]})
 
 
 @login_required
@@ -59,9 +63,7 @@ def venue_detail(request, venue_id):
     venue = selectors.venue_of_owner_or_404(owner=request.user, venue_id=venue_id)
     code = selectors.code_current(venue)
     return render(
-        request,
-        "venues/detail.html",
-        {"venue": venue, "code": code, "qr_text": code_qr_text(code), "active": venue.status == Venue.Status.ACTIVE},
+        request, "venues/detail.html", {"venue": venue, "code": code, "active": venue.status == Venue.Status.ACTIVE}
     )
 
 
