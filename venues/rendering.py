@@ -95,7 +95,7 @@ def _draw_centred_fitting(pdf, text, *, font, size, y, max_width, page_width):
 
 
 POSTER_INSTRUCTIONS = (
-    ("Scan with the LeaveHome app when you arrive.", "抵達時請用「離家」應用程式掃描。"),
+    ("Scan with the LeaveHome app when you arrive.", "抵達時請用「安心出行」應用程式掃描。"),
     (
         "We will tell you if a confirmed case was here at about the same time.",
         "如有確診者約同一時間到訪，我們會通知您。",
@@ -117,7 +117,7 @@ def poster_pdf(*, qr_text: str, name_en: str, name_zh: str, address_en: str = ""
     pdf.rect(0, height - 28 * mm, width, 28 * mm, stroke=0, fill=1)
     pdf.setFillColor(white)
     pdf.setFont(font, 22)
-    pdf.drawCentredString(width / 2, height - 18 * mm, "LeaveHome 離家")
+    pdf.drawCentredString(width / 2, height - 18 * mm, "LeaveHome 安心出行")
 
     margin = 18 * mm
     pdf.setFillColor(black)

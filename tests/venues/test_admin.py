@@ -1,6 +1,9 @@
 """Staff admin: search, suspend and reinstate with an audit record, the administrators group."""
 
+import importlib
+
 import pytest
+from django.apps import apps
 from django.contrib.auth.models import Group
 
 from leavehome.models import AuditEntry
@@ -28,5 +31,9 @@ def test_suspend_and_reinstate_actions_revoke_and_are_audited(admin_client, admi
 
 
 def test_venue_administrators_group_has_the_venue_permissions():
+    # Run the data migration's function again (it is idempotent): a transactional test run
+    # earlier on a reused test database flushes the rows migrations created.
+    migration = importlib.import_module("venues.migrations.0003_venue_administrators_group")
+    migration.create_group(apps, schema_editor=None)
     codenames = set(Group.objects.get(name="Venue administrators").permissions.values_list("codename", flat=True))
     assert {"view_venue", "change_venue", "view_venuecode"} <= codenames

@@ -56,4 +56,4 @@ def test_revocations_errors_use_the_api_format(client):
 
 def test_landing_page_explains_the_app_in_both_languages(client):
     assert "LeaveHome app" in client.get("/c/").content.decode()
-    assert "離家" in client.get("/c/", HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
+    assert "安心出行" in client.get("/c/", HTTP_ACCEPT_LANGUAGE="zh-hant").content.decode()
