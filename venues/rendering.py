@@ -47,8 +47,8 @@ def qr_png(text: str, *, box_size: int = 10) -> bytes:
 
 
 def qr_svg(text: str) -> bytes:
-    """A scalable SVG (one path) of the QR code of ``text``, for printers."""
-    code = qrcode.QRCode(error_correction=_ERROR_CORRECTION, border=4, image_factory=qrcode.image.svg.SvgPathImage)
+    """A scalable SVG (one path on a white quiet zone) of the QR code of ``text``, for printers."""
+    code = qrcode.QRCode(error_correction=_ERROR_CORRECTION, border=4, image_factory=qrcode.image.svg.SvgPathFillImage)
     code.add_data(text)
     code.make(fit=True)
     return code.make_image().to_string(encoding="unicode").encode("utf-8")

@@ -32,6 +32,8 @@ def _download(content, *, content_type, file_name, streaming=False):
     response = response_class(content, content_type=content_type)
     response["Content-Disposition"] = content_disposition_header(True, file_name)
     response["Cache-Control"] = "private, no-store"
+    if streaming:
+        response["X-Accel-Buffering"] = "no"  # nginx passes each poster on instead of spooling the ZIP
     return response
 
 
