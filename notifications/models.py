@@ -76,6 +76,8 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["-confirmed_on", "-created_at"]
+        # Publishing tells phones to get tested: a separate right from editing a draft.
+        permissions = [("publish_case", _("Can publish and withdraw cases"))]
 
     def __str__(self):
         return self.reference

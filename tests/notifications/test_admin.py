@@ -1,0 +1,184 @@
+"""The health officials' admin: who sees cases, publishing, CSV import, dashboard, two-factor login."""
+
+import datetime as dt
+from io import StringIO
+from zoneinfo import ZoneInfo
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
+from django.core.management import call_command
+from django.test import RequestFactory
+from django.urls import reverse
+from django.utils import timezone
+from django_otp.admin import OTPAdminSite
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from leavehome.models import AuditEntry
+from notifications.models import Case, CaseVisit
+from venues.keys import signing_key_create
+from venues.models import VenueCode
+from venues.services import venue_register
+
+ZONE = ZoneInfo(settings.TIME_ZONE)
+PASSWORD = "correct horse battery 9"
+
+
+def _staff(username, *, group=None):
+    user = get_user_model().objects.create_user(username=username, password=PASSWORD, is_staff=True)
+    if group:
+        user.groups.add(Group.objects.get(name=group))
+    return user
+
+
+@pytest.fixture
+def venue(db):
+    signing_key_create()
+    owner = get_user_model().objects.create_user(username="owner@example.com", password=PASSWORD)
+    venue = venue_register(owner=owner, name_en="Lucky Noodle House", name_zh="好運麵家", category="catering")
+    VenueCode.objects.filter(venue=venue).update(issued_at=timezone.now() - dt.timedelta(days=60))
+    return venue
+
+
+@pytest.fixture
+def draft(venue):
+    start = dt.datetime.combine(timezone.localdate() - dt.timedelta(days=1), dt.time(12), tzinfo=ZONE)
+    case = Case.objects.create(reference="HK-1", confirmed_on=timezone.localdate())
+    CaseVisit.objects.create(case=case, venue=venue, start=start, end=start + dt.timedelta(minutes=30))
+    return case
+
+
+@pytest.fixture
+def official_client(client, db):
+    client.force_login(_staff("official", group="Health officials"))
+    return client
+
+
+def _action(client, action, case):
+    return client.post(
+        reverse("admin:notifications_case_changelist"), {"action": action, "_selected_action": [case.pk]}
+    )
+
+
+def test_a_health_official_publishes_and_withdraws_a_case(official_client, draft, django_capture_on_commit_callbacks):
+    assert official_client.get(reverse("admin:notifications_case_changelist")).status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _action(official_client, "publish", draft).status_code == 302
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.PUBLISHED
+    assert AuditEntry.objects.filter(action="case.publish", actor__username="official").exists()
+
+    _action(official_client, "withdraw", draft)
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.WITHDRAWN
+
+
+def test_staff_without_the_permission_cannot_see_or_publish_cases(client, draft):
+    client.force_login(_staff("someone-else"))
+    assert client.get(reverse("admin:notifications_case_changelist")).status_code == 403
+    assert client.get(reverse("admin:notifications_case_change", args=[draft.pk])).status_code == 403
+    assert _action(client, "publish", draft).status_code == 403
+    assert client.get(reverse("admin:notifications_dashboard")).status_code == 403
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.DRAFT
+
+
+def test_an_official_who_may_edit_but_not_publish_gets_no_publish_action(client, draft):
+    editor = _staff("editor")
+    editor.user_permissions.add(
+        *Group.objects.get(name="Health officials").permissions.exclude(codename="publish_case")
+    )
+    client.force_login(editor)
+    page = client.get(reverse("admin:notifications_case_changelist"))
+    assert page.status_code == 200
+    assert b'value="publish"' not in page.content
+    _action(client, "publish", draft)
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.DRAFT
+
+
+def test_a_venue_owner_cannot_reach_the_admin(client, venue):
+    client.force_login(venue.owner)
+    answer = client.get(reverse("admin:notifications_case_changelist"))
+    assert answer.status_code == 302 and "/admin/login/" in answer["Location"]
+    login = client.post(reverse("admin:login"), {"username": venue.owner.username, "password": PASSWORD})
+    assert login.status_code == 200  # the form again, with "not a staff account"
+    assert client.get(reverse("admin:index")).status_code == 302
+
+
+def test_a_window_ending_before_it_starts_is_refused_on_the_form(official_client, venue):
+    start = timezone.localtime() - dt.timedelta(days=1)
+    answer = official_client.post(
+        reverse("admin:notifications_case_add"),
+        {
+            "reference": "HK-2",
+            "confirmed_on": timezone.localdate().isoformat(),
+            "visits-TOTAL_FORMS": "1",
+            "visits-INITIAL_FORMS": "0",
+            "visits-0-venue": str(venue.pk),
+            "visits-0-start_0": start.strftime("%Y-%m-%d"),
+            "visits-0-start_1": "13:00:00",
+            "visits-0-end_0": start.strftime("%Y-%m-%d"),
+            "visits-0-end_1": "12:00:00",
+            "visits-0-padding_minutes": "0",
+        },
+    )
+    assert answer.status_code == 200
+    assert b"must end after it starts" in answer.content
+    assert not Case.objects.filter(reference="HK-2").exists()
+
+
+def test_csv_import_previews_then_commits_all_rows(official_client, draft, venue):
+    url = reverse("admin:notifications_case_import_visits", args=[draft.pk])
+    day = (timezone.localdate() - dt.timedelta(days=2)).isoformat()
+    good = f"{venue.pk},{day} 18:00,{day} 19:00"
+    bad = f"{venue.pk},{day} 19:00,{day} 18:00"
+
+    preview = official_client.post(url, {"csv_file": StringIO(f"venue_id,start,end\n{good}\n{bad}\n")})
+    assert preview.status_code == 200
+    assert b"must end after it starts" in preview.content
+    assert b'name="confirm"' not in preview.content  # nothing to confirm while a row is wrong
+
+    preview = official_client.post(url, {"csv_file": StringIO(f"{good}\n{good}\n")})
+    assert b'name="confirm"' in preview.content
+    assert draft.visits.count() == 1  # a preview saves nothing
+    done = official_client.post(url, {"csv_text": preview.context["csv_text"], "confirm": "1"})
+    assert done.status_code == 302
+    assert draft.visits.count() == 3
+
+
+def test_the_dashboard_shows_the_figures(official_client, draft, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _action(official_client, "publish", draft)
+    page = official_client.get(reverse("admin:notifications_dashboard"))
+    assert page.status_code == 200
+    assert page.context["cases"] == [{"status": "published", "total": 1}]
+    assert len(page.context["runs"]) == 1
+    assert "Last matching runs" in page.content.decode()
+
+
+def test_the_dashboard_is_translated_to_traditional_chinese(official_client):
+    page = official_client.get(reverse("admin:notifications_dashboard"), headers={"accept-language": "zh-hant"})
+    assert "最近的配對" in page.content.decode()
+
+
+def test_the_otp_admin_site_refuses_staff_without_a_verified_second_factor(db):
+    official = _staff("official", group="Health officials")
+    request = RequestFactory().get("/admin/")
+    request.user = official
+    official.is_verified = lambda: False  # what django_otp's middleware sets for a password-only login
+    assert not OTPAdminSite().has_permission(request)
+    official.is_verified = lambda: True
+    assert OTPAdminSite().has_permission(request)
+
+
+def test_totp_enrolment_prints_a_uri_whose_codes_verify(db):
+    official = _staff("official", group="Health officials")
+    out = StringIO()
+    call_command("totp_enrol", "official", stdout=out)
+    assert out.getvalue().startswith("otpauth://totp/")
+    device = TOTPDevice.objects.get(user=official)
+    code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)
+    assert device.verify_token(f"{code:0{device.digits}d}")
