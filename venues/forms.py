@@ -43,10 +43,19 @@ class VenueForm(forms.Form):
 
 
 class VenueImportForm(forms.Form):
+    # 5,000 branches of a few hundred bytes each fit easily; anything larger is not a branch list.
+    MAX_BYTES = 5 * 1024 * 1024
+
     file = forms.FileField(
         label=_("CSV file of branches"),
         help_text=_("UTF-8, one branch a row; columns: name_en, name_zh, address_en, address_zh, district, category."),
     )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > self.MAX_BYTES:
+            raise ValidationError(_("The file is larger than 5 MB."), code="too_large")
+        return upload
 
 
 class EmailAuthenticationForm(AuthenticationForm):

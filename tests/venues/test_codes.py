@@ -2,13 +2,14 @@
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
-from venues.codes import code_jws, code_qr_text
+from venues.codes import code_claims, code_jws, code_qr_text
 from venues.keys import signing_key_rotate
 from venues.models import VenueCode
 from venues.services import venue_code_regenerate
-from venues.signing import b64u_decode
+from venues.signing import b64u_decode, jws_sign
 
 pytestmark = pytest.mark.django_db
 
@@ -44,3 +45,15 @@ def test_codes_of_a_retired_key_still_verify_after_rotation(client, venue, owner
     assert new.signing_key_id != old.signing_key_id
     assert _verify_with_published_jwks(client, code_jws(old))["ver"] == 1
     assert _verify_with_published_jwks(client, code_jws(new))["ver"] == 2
+
+
+def test_code_signed_by_an_unknown_key_finds_no_key_in_the_published_jwks(client, venue):
+    claims = code_claims(VenueCode.objects.get(venue=venue))
+    forged = jws_sign(claims, private_key=Ed25519PrivateKey.generate(), kid="x")
+    key_set = jwt.PyJWKSet.from_dict(client.get("/.well-known/jwks.json").json())
+    with pytest.raises(KeyError):
+        key_set[jwt.get_unverified_header(forged)["kid"]]
+    # Claiming a published kid does not help a forger: the signature fails under that key.
+    impostor = jws_sign(claims, private_key=Ed25519PrivateKey.generate(), kid=venue.codes.get().signing_key_id)
+    with pytest.raises(jwt.InvalidSignatureError):
+        _verify_with_published_jwks(client, impostor)

@@ -62,6 +62,12 @@ def test_slugs_labels_taxis_bom_and_blank_lines_are_accepted(owner_client, signi
     assert sorted(Venue.objects.values_list("name_en", "district")) == [("HK88", ""), ("Tea", "yau-tsim-mong")]
 
 
+def test_an_oversized_file_is_refused_before_parsing(owner_client, signing_key):
+    response = _upload(owner_client, _csv(["Tea,茶,,,,catering"]) + b"#" * (5 * 1024 * 1024))
+    assert "larger than 5 MB" in response.content.decode()
+    assert not Venue.objects.exists()
+
+
 @pytest.mark.slow
 def test_500_branches_are_created_and_yield_a_zip_of_500_posters(owner_client, signing_key):
     rows = [f"Lucky Noodle {n},好運麵家{n}號店,{n} Nathan Road,彌敦道{n}號,Yau Tsim Mong,catering" for n in range(500)]
