@@ -14,17 +14,25 @@ from psycopg import sql
 
 from notifications.matching import visit_tokens_match_later
 from notifications.models import Device, VisitToken
+from notifications.partitions import visit_token_partitions_ensure
 
-# One PostgreSQL statement carries the whole upload as three arrays: a single round trip and
-# a single index pass, whatever the number of tokens (bounded by max_tokens_per_upload).
-# ON CONFLICT DO NOTHING on the primary key (date, token, device_id) makes a re-upload, or a
-# retried request, harmless. Ordering by (date, token) walks each date's partition and its
-# btree in key order.
+# One PostgreSQL statement carries the whole upload as three arrays: a single round trip
+# whatever the number of tokens (bounded by max_tokens_per_upload). The partitioned table
+# has no unique key (notifications/partitions.py: hash indexes ingest faster), so ON
+# CONFLICT cannot drop a re-uploaded token there; the NOT EXISTS does, by reading this
+# device's rows of these dates through the per-partition hash index on device_id (a phone
+# holds a few hundred). Only two concurrent uploads of the same token by the same device can
+# still both insert it, which matching ignores (it groups by device and case visit). ON
+# CONFLICT DO NOTHING stays for a table that has a unique key (SQLite's primary key).
 _INSERT_UNNEST = sql.SQL(
     """
     INSERT INTO {table} ({date}, {token}, {device})
-    SELECT d, t, x FROM unnest(%s::date[], %s::bytea[], %s::uuid[]) AS u(d, t, x)
-    ORDER BY d, t
+    SELECT u.d, u.t, u.x FROM unnest(%s::date[], %s::bytea[], %s::uuid[]) AS u(d, t, x)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM {table} AS v
+        WHERE v.{device} = u.x AND v.{date} = u.d AND v.{token} = u.t AND v.{date} = ANY(%s::date[])
+    )
+    ORDER BY u.d, u.t
     ON CONFLICT DO NOTHING
     """
 )
@@ -45,6 +53,7 @@ def visit_tokens_ingest(*, device: Device, days: Mapping[dt.date, Iterable[bytes
     if not pairs:
         return 0
     with transaction.atomic():
+        visit_token_partitions_ensure(days.keys())
         if connection.vendor == "postgresql":
             meta = VisitToken._meta
             query = _INSERT_UNNEST.format(
@@ -55,8 +64,9 @@ def visit_tokens_ingest(*, device: Device, days: Mapping[dt.date, Iterable[bytes
             )
             dates = [date for date, _ in pairs]
             tokens = [token for _, token in pairs]
+            params = [dates, tokens, [device.pk] * len(pairs), sorted(days)]
             with connection.cursor() as cursor:
-                cursor.execute(query.as_string(connection.connection), [dates, tokens, [device.pk] * len(pairs)])
+                cursor.execute(query.as_string(connection.connection), params)
         else:
             # The embedded SQLite default: Django batches this into as few INSERTs as
             # SQLite's parameter limit allows; it is not the production path.

@@ -13,6 +13,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from notifications.exposures import case_visit_window
 from notifications.models import Risk
 from notifications.tokens import TOKEN_BYTES, b64u_decode, b64u_encode
 
@@ -204,9 +205,8 @@ class NotificationItemSerializer(serializers.Serializer):
 
     @staticmethod
     def _window(notification):
-        visit = notification.case_visit
-        padding = dt.timedelta(minutes=visit.padding_minutes)
-        return timezone.localtime(visit.start - padding), timezone.localtime(visit.end + padding)
+        start, end = case_visit_window(notification.case_visit)  # padded, as matched
+        return timezone.localtime(start), timezone.localtime(end)
 
     @extend_schema_field(OpenApiTypes.DATE)
     def get_date(self, notification):

@@ -17,6 +17,7 @@ from rest_framework.views import APIView
 from notifications import feed
 from notifications.api import serializers as s
 from notifications.api.authentication import DeviceAuthentication, IsDevice
+from notifications.api.parsers import BoundedJSONParser
 from notifications.api.throttling import (
     DeviceReadThrottle,
     DeviceRegisterIPThrottle,
@@ -42,14 +43,20 @@ def _errors(*codes):
     return {code: OpenApiResponse(s.ErrorSerializer, description=descriptions[code]) for code in codes}
 
 
-class DeviceAPIView(APIView):
+class PhoneAPIView(APIView):
+    """An endpoint of the phone API: JSON bodies within the size limit."""
+
+    parser_classes = [BoundedJSONParser]
+
+
+class DeviceAPIView(PhoneAPIView):
     """An endpoint for a registered device (``Authorization: Bearer {SECRET}``)."""
 
     authentication_classes = [DeviceAuthentication]
     permission_classes = [IsDevice]
 
 
-class ConfigView(APIView):
+class ConfigView(PhoneAPIView):
     @extend_schema(operation_id="config", responses={200: s.ConfigSerializer}, tags=["app"])
     def get(self, request):
         """The protocol parameters the app needs (PROTOCOL §4)."""
@@ -66,7 +73,7 @@ class ConfigView(APIView):
         return Response(s.ConfigSerializer(config).data)
 
 
-class DeviceRegisterView(APIView):
+class DeviceRegisterView(PhoneAPIView):
     throttle_classes = [DeviceRegisterIPThrottle]
 
     @extend_schema(
@@ -175,7 +182,7 @@ class NotificationDetailView(DeviceAPIView):
         return Response(s.NotificationItemSerializer(item).data)
 
 
-class ExposureFeedView(APIView):
+class ExposureFeedView(PhoneAPIView):
     """The public exposure feed; no device secret, so shared caches can serve it."""
 
     @extend_schema(

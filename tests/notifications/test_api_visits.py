@@ -1,0 +1,170 @@
+"""POST /api/v1/visits: all or nothing, with a JSON error naming each problem (PROTOCOL §4)."""
+
+import base64
+import datetime as dt
+import json
+import secrets
+
+import pytest
+from django.core.cache import cache
+from django.test import override_settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from notifications.models import Device, VisitToken
+from notifications.tokens import b64u_encode
+from tests.phone.server import bearer, device_with_secret
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api():
+    cache.clear()  # throttle counters
+    return APIClient()
+
+
+@pytest.fixture
+def secret():
+    return device_with_secret()[1]
+
+
+def token():
+    return b64u_encode(secrets.token_bytes(16))
+
+
+def today():
+    return timezone.localdate()
+
+
+def upload(api, secret, body, **extra):
+    return api.post("/api/v1/visits", json.dumps(body), content_type="application/json", **bearer(secret), **extra)
+
+
+def test_upload_is_stored_and_counted(api, secret):
+    day = {"date": today().isoformat(), "tokens": [token(), token(), token()]}
+    yesterday = {"date": (today() - dt.timedelta(days=1)).isoformat(), "tokens": [token()]}
+    answer = upload(api, secret, {"days": [day, yesterday]})
+    assert answer.status_code == 202
+    assert answer.json() == {"accepted": 4}
+    assert VisitToken.objects.count() == 4
+
+
+def test_uploading_the_same_tokens_again_is_harmless(api, secret):
+    body = {"days": [{"date": today().isoformat(), "tokens": [token(), token()]}]}
+    assert upload(api, secret, body).json() == {"accepted": 2}
+    assert upload(api, secret, body).json() == {"accepted": 2}
+    assert VisitToken.objects.count() == 2
+
+
+def test_the_same_token_on_two_dates_is_two_visits(api, secret):
+    same = token()
+    body = {"days": [{"date": d.isoformat(), "tokens": [same]} for d in (today(), today() - dt.timedelta(days=2))]}
+    assert upload(api, secret, body).json() == {"accepted": 2}
+
+
+def _bad_bodies():
+    now = timezone.localdate()
+    good = token()
+    return {
+        "short-token": (
+            {"days": [{"date": now.isoformat(), "tokens": [good, b64u_encode(b"x" * 15)]}]},
+            "days.0.tokens.1",
+        ),
+        "long-token": ({"days": [{"date": now.isoformat(), "tokens": [b64u_encode(b"x" * 17)]}]}, "days.0.tokens.0"),
+        "padded": ({"days": [{"date": now.isoformat(), "tokens": [good + "=="]}]}, "days.0.tokens.0"),
+        "std-alphabet": ({"days": [{"date": now.isoformat(), "tokens": ["+/" + good[2:]]}]}, "days.0.tokens.0"),
+        "non-canonical": ({"days": [{"date": now.isoformat(), "tokens": [good[:21] + "B"]}]}, "days.0.tokens.0"),
+        "not-a-string": ({"days": [{"date": now.isoformat(), "tokens": [good, 12]}]}, "days.0.tokens.1"),
+        "tokens-not-list": ({"days": [{"date": now.isoformat(), "tokens": good}]}, "days.0.tokens"),
+        "too-old": (
+            {"days": [{"date": (now - dt.timedelta(days=32)).isoformat(), "tokens": [good]}]},
+            "days.0.date",
+        ),
+        "future": ({"days": [{"date": (now + dt.timedelta(days=2)).isoformat(), "tokens": [good]}]}, "days.0.date"),
+        "date-format": ({"days": [{"date": now.strftime("%Y%m%d"), "tokens": [good]}]}, "days.0.date"),
+        "no-date": ({"days": [{"tokens": [good]}]}, "days.0.date"),
+        "unknown-field": ({"days": [], "device": "me"}, "device"),
+        "unknown-day-field": ({"days": [{"date": now.isoformat(), "tokens": [good], "venue": "x"}]}, "days.0.venue"),
+        "no-days": ({}, "days"),
+        "days-not-list": ({"days": {"date": now.isoformat()}}, "days"),
+        "body-not-object": (["days"], "_"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_bad_bodies()))
+def test_bad_upload_is_400_naming_the_field_and_stores_nothing(api, secret, case):
+    valid_day = {"date": today().isoformat(), "tokens": [token() for _ in range(5)]}
+    body, field = _bad_bodies()[case]
+    if isinstance(body, dict) and isinstance(body.get("days"), list):
+        body = {**body, "days": [*body["days"], valid_day]}  # the valid part must not be stored either
+    before = VisitToken.objects.count(), Device.objects.count()
+    answer = upload(api, secret, body)
+    assert answer.status_code == 400, answer.content
+    error = answer.json()["error"]
+    assert error["code"]
+    assert field in error["fields"], error
+    assert (VisitToken.objects.count(), Device.objects.count()) == before
+
+
+def test_the_oldest_and_newest_accepted_dates_are_the_retention_edges(api, secret, settings):
+    oldest = today() - dt.timedelta(days=settings.LEAVEHOME_RETENTION_DAYS)
+    body = {"days": [{"date": d.isoformat(), "tokens": [token()]} for d in (oldest, today() + dt.timedelta(days=1))]}
+    assert upload(api, secret, body).status_code == 202
+
+
+def test_too_many_tokens_is_400_and_stores_nothing(api, secret):
+    with override_settings(LEAVEHOME_MAX_TOKENS_PER_UPLOAD=10):
+        days = [{"date": today().isoformat(), "tokens": [token() for _ in range(6)]}] * 2
+        answer = upload(api, secret, {"days": days})
+        assert answer.status_code == 400
+        assert answer.json()["error"]["fields"]["days"] == ["At most 10 tokens per upload; got 12."]
+        assert VisitToken.objects.count() == 0
+        assert upload(api, secret, {"days": days[:1]}).status_code == 202
+
+
+def test_malformed_json_is_400(api, secret):
+    answer = api.post("/api/v1/visits", "{days:", content_type="application/json", **bearer(secret))
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "parse_error"
+
+
+def test_body_over_the_size_limit_is_413_and_stores_nothing(api, secret):
+    with override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000):
+        body = {"days": [{"date": today().isoformat(), "tokens": [token() for _ in range(60)]}]}
+        answer = upload(api, secret, body)
+        assert answer.status_code == 413
+        assert answer.json()["error"]["code"] == "request_too_large"
+    assert VisitToken.objects.count() == 0
+
+
+def test_wrong_secret_is_401_and_stores_nothing(api, secret):
+    body = {"days": [{"date": today().isoformat(), "tokens": [token()]}]}
+    answer = upload(api, base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("="), body)
+    assert answer.status_code == 401
+    assert answer.json()["error"]["code"] == "authentication_failed"
+    assert VisitToken.objects.count() == 0
+
+
+def test_uploads_are_throttled_per_device_with_retry_after(api, secret, settings):
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "visit_upload_device": "2/hour"}
+    body = {"days": [{"date": today().isoformat(), "tokens": [token()]}]}
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}):
+        assert upload(api, secret, body).status_code == 202
+        assert upload(api, secret, body).status_code == 202
+        refused = upload(api, secret, {"days": [{"date": today().isoformat(), "tokens": [token()]}]})
+        assert refused.status_code == 429
+        assert int(refused["Retry-After"]) > 0
+        assert VisitToken.objects.count() == 1
+        _, other = device_with_secret()
+        assert upload(api, other, body).status_code == 202
+
+
+def test_uploads_are_throttled_per_ip(api, secret, settings):
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "visit_upload_ip": "1/hour"}
+    body = {"days": [{"date": today().isoformat(), "tokens": [token()]}]}
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}):
+        assert upload(api, secret, body).status_code == 202
+        _, other = device_with_secret()
+        assert upload(api, other, body).status_code == 429
+        assert upload(api, other, body, REMOTE_ADDR="10.1.2.3").status_code == 202
