@@ -248,6 +248,8 @@ POSTER_CJK_FONT = env("POSTER_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenh
 VENUE_IMPORT_MAX_ROWS = env_int("VENUE_IMPORT_MAX_ROWS", 5000)
 # How long an e-mail verification or password reset link stays valid (Django's setting).
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
+# A locked-out owner gets a page in their language pointing at password reset (HTTP 429).
+AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 
 # --- Logging ------------------------------------------------------------------------------
 LOGGING = {

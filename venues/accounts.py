@@ -5,9 +5,10 @@ the link mailed to the address is followed, so nobody registers venues under an 
 they do not control. The link carries Django's password-reset style token, which is bound
 to the account's state and expires after PASSWORD_RESET_TIMEOUT.
 
-Signing up with an address that already has an account shows the same page as a new
-sign-up, and the mail tells the real owner how to reset their password instead: the form
-does not reveal which addresses have accounts.
+Signing up with an address that already has an active account shows the same page as a
+new sign-up, and the mail tells the real owner how to reset their password instead: the
+form does not reveal which addresses have accounts. Signing up again with an address that
+was never verified sends a fresh link (Django's password reset skips inactive accounts).
 """
 
 from django.contrib.auth import get_user_model
@@ -36,20 +37,28 @@ def owner_sign_up(*, email: str, password: str, full_name: str = "", base_url: s
     """
     user_model = get_user_model()
     email = email.strip().lower()
-    existing = user_model.objects.filter(username=email).first()
-    if existing is not None:
-        transaction.on_commit(
-            lambda: _mail(
-                to=email,
-                template="account_exists",
-                context={"base_url": base_url, "reset_path": reverse("password_reset")},
-            )
-        )
-        return None
     with transaction.atomic():
-        user = user_model.objects.create_user(
-            username=email, email=email, password=password, first_name=full_name, is_active=False
-        )
+        existing = user_model.objects.select_for_update().filter(username=email).first()
+        if existing is not None and existing.is_active:
+            transaction.on_commit(
+                lambda: _mail(
+                    to=email,
+                    template="account_exists",
+                    context={"base_url": base_url, "reset_path": reverse("password_reset")},
+                )
+            )
+            return None
+        if existing is not None:
+            # Never verified (the first link expired or was lost): the newest sign-up's password
+            # wins, and only whoever reads the mailbox can activate it.
+            user = existing
+            user.set_password(password)
+            user.first_name = full_name
+            user.save(update_fields=["password", "first_name"])
+        else:
+            user = user_model.objects.create_user(
+                username=email, email=email, password=password, first_name=full_name, is_active=False
+            )
         audit_record(actor=None, action="owner.sign_up", obj=user)
     uid = urlsafe_base64_encode(force_bytes(user.pk))
     token = default_token_generator.make_token(user)

@@ -56,6 +56,25 @@ def test_sign_up_with_a_taken_address_reveals_nothing_and_mails_the_owner(
     assert "/accounts/password/reset/" in mail.outbox[0].body
 
 
+def test_signing_up_again_before_verifying_sends_a_fresh_working_link(client, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _sign_up(client)
+        _sign_up(client)
+    assert get_user_model().objects.count() == 1
+    assert len(mail.outbox) == 2 and "verify" in mail.outbox[1].subject
+    client.get(_link(mail.outbox[1]))
+    assert get_user_model().objects.get().is_active
+
+
+def test_lockout_page_is_translated(client, owner, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        response = client.post(
+            "/accounts/login/", {"username": owner.email, "password": "wrong"}, HTTP_ACCEPT_LANGUAGE="zh-hant"
+        )
+    assert response.status_code == 429
+    assert "登入失敗次數過多" in response.content.decode()
+
+
 def test_weak_or_mismatched_passwords_are_refused(client):
     response = client.post(
         "/accounts/signup/", {"email": "a@example.com", "password1": "12345678", "password2": "12345678"}
