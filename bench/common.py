@@ -51,6 +51,8 @@ class Options:
     report: Path | None
     argv: list[str]
     extra: argparse.Namespace = field(default_factory=argparse.Namespace)
+    # Figures one benchmark hands to the next in ``bench.run`` (B3 paces its load from B1's rate).
+    context: dict = field(default_factory=dict)
 
     @property
     def command(self) -> str:

@@ -15,6 +15,7 @@ from bench.common import BenchFailure, django_setup, parse_options
 BENCHMARKS = [
     "bench.b5_codes",
     "bench.b2_matching",
+    "bench.b1_ingest",
 ]
 
 
