@@ -62,6 +62,15 @@ def test_slugs_labels_taxis_bom_and_blank_lines_are_accepted(owner_client, signi
     assert sorted(Venue.objects.values_list("name_en", "district")) == [("HK88", ""), ("Tea", "yau-tsim-mong")]
 
 
+def test_import_takes_the_same_few_queries_for_any_number_of_rows(owner, signing_key, django_assert_max_num_queries):
+    from venues.imports import venues_import
+
+    rows = [f"Branch {n},分店{n},,,Sha Tin,retail" for n in range(200)]
+    with django_assert_max_num_queries(10):  # savepoints, 4 inserts, the key, the audit
+        batch = venues_import(owner=owner, file_name="chain.csv", data=_csv(rows))
+    assert batch.venues.count() == 200
+
+
 def test_an_oversized_file_is_refused_before_parsing(owner_client, signing_key):
     response = _upload(owner_client, _csv(["Tea,茶,,,,catering"]) + b"#" * (5 * 1024 * 1024))
     assert "larger than 5 MB" in response.content.decode()
