@@ -51,6 +51,7 @@ class StatementTimer:
 
     def __init__(self):
         self.statements: list[tuple[str, tuple, float]] = []
+        self.started_at: list[float] = []
 
     def __call__(self, execute, sql, params, many, context):
         started = time.perf_counter()
@@ -58,6 +59,13 @@ class StatementTimer:
             return execute(sql, params, many, context)
         finally:
             self.statements.append((sql, params, time.perf_counter() - started))
+            self.started_at.append(started)
+
+    def span(self, first: int, end: float) -> float:
+        """Seconds from statement ``first`` starting until the next statement after it starts (or ``end``),
+        so a COMMIT between them is counted."""
+        following = self.started_at[first + 1 :]
+        return (following[0] if following else end) - self.started_at[first]
 
     def matching(self) -> list[tuple[str, tuple, float]]:
         from notifications.models import Notification, VisitToken

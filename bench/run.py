@@ -16,6 +16,7 @@ BENCHMARKS = [
     "bench.b5_codes",
     "bench.b2_matching",
     "bench.b1_ingest",
+    "bench.b6_purge",
 ]
 
 
