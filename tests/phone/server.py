@@ -11,7 +11,8 @@ import itertools
 import httpx
 from django.contrib.auth import get_user_model
 from django.core.handlers.wsgi import WSGIHandler
-from django.db import connection
+from django.core.signals import request_finished, request_started
+from django.db import close_old_connections, connection
 from django.utils import timezone
 
 from notifications.devices import device_register
@@ -23,9 +24,34 @@ from venues.services import venue_register
 _serial = itertools.count(1)
 
 
+def _in_test_transaction(handler: WSGIHandler):
+    """The WSGI app, minus the connection closing at the end of each request.
+
+    Django closes the database connection when a request finishes, which would end the test's
+    transaction; its own test client detaches that signal the same way.
+    """
+
+    def app(environ, start_response):
+        request_started.disconnect(close_old_connections)
+        request_finished.disconnect(close_old_connections)
+        try:
+            result = handler(environ, start_response)
+            try:
+                return [b"".join(result)]
+            finally:
+                result.close()
+        finally:
+            request_started.connect(close_old_connections)
+            request_finished.connect(close_old_connections)
+
+    return app
+
+
 def phone_http() -> httpx.Client:
     """An httpx client that calls the app in-process (same thread, same test transaction)."""
-    return httpx.Client(transport=httpx.WSGITransport(app=WSGIHandler()), base_url="http://testserver")
+    return httpx.Client(
+        transport=httpx.WSGITransport(app=_in_test_transaction(WSGIHandler())), base_url="http://testserver"
+    )
 
 
 def in_process_phone(**kwargs) -> Phone:
