@@ -107,12 +107,21 @@ def start_worker(queue, env, *extra_args):
 
 
 def _reset_broker_connections(app):
-    # Connections made for the previous broker URL are cached in two pools; drop both so
-    # the next send connects to the broker now configured.
+    """Forget every connection, producer and result backend made for the previous broker.
+
+    They are cached in three places: the app's pool, its producer pool, and kombu's global
+    registry of pools (which would hand a closed pool to the next test); the result backend
+    is cached per thread.
+    """
+    from kombu import pools
+
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
     app.amqp._producer_pool = None
+    pools.reset()
+    if hasattr(app._local, "backend"):
+        del app._local.backend
 
 
 @pytest.fixture
