@@ -68,7 +68,9 @@ def test_pages_are_id_ranges_closed_once_a_later_id_exists(monkeypatch):
     assert feed.exposure_feed_first_page() == ids[0] // 4
     assert [item.id for item in page.items] == [i for i in ids if i // 4 == page.number]
     last_page = feed.exposure_feed_page(ids[-1] // 4)
-    assert not last_page.closed  # nothing past the page's end yet
+    # Closed only if the newest id is the page's last one; nothing lies past it yet.
+    assert last_page.closed == (ids[-1] % 4 == 3)
+    assert not feed.exposure_feed_page(ids[-1] // 4 + 1).closed
 
     second = _case_visit_with_tokens(slots=7)  # 8 more items: the page is now full and closed
     feed.exposure_feed_append(case_visit_ids=[second.pk], status="active")
