@@ -100,6 +100,31 @@ _UPSERT = sql.SQL(
 # high if any matched exposure token is a slot token, else low (PROTOCOL §3).
 _RISK = sql.SQL("CASE WHEN MAX(CASE WHEN e.risk = 'high' THEN 1 ELSE 0 END) = 1 THEN 'high' ELSE 'low' END")
 
+# Both directions select the same rows: they differ only in ``where``, which names the side
+# that drives the join. Only published cases match; a draft or withdrawn one drops out here.
+_MATCH_SELECT = sql.SQL(
+    """
+    SELECT v.device_id, e.case_visit_id, {risk}, 'active', %s, %s
+    FROM {visit} AS v
+    JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token
+    JOIN {case_visit} AS cv ON cv.id = e.case_visit_id
+    JOIN {case} AS c ON c.id = cv.case_id
+    WHERE {where} AND c.status = 'published'
+    GROUP BY v.device_id, e.case_visit_id
+    """
+)
+
+
+def _match_select(where: sql.Composable) -> sql.Composable:
+    return _MATCH_SELECT.format(
+        risk=_RISK,
+        visit=_table(VisitToken),
+        exposure=_table(ExposureToken),
+        case_visit=_table(CaseVisit),
+        case=_table(Case),
+        where=where,
+    )
+
 
 def uploads_match_statement(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> tuple[sql.Composable, list]:
     """The SELECT of uploads_match: one device's stored tokens of ``dates`` joined with live exposures.
@@ -109,29 +134,12 @@ def uploads_match_statement(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -
     most), each probed in ExposureToken's unique btree (date, token, case_visit_id); with few,
     the planner instead probes each live exposure token in the partition's hash index on
     token. Either way no partition is scanned (tests/notifications/test_matching.py checks
-    the plan). Exposures of draft or withdrawn cases drop out in the join to Case.
+    the plan).
     """
     db_dates = _db_dates(dates)
-    select = sql.SQL(
-        """
-        SELECT v.device_id, e.case_visit_id, {risk}, 'active', %s, %s
-        FROM {visit} AS v
-        JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token
-        JOIN {case_visit} AS cv ON cv.id = e.case_visit_id
-        JOIN {case} AS c ON c.id = cv.case_id
-        WHERE v.device_id = %s AND v.date IN ({dates}) AND c.status = 'published'
-        GROUP BY v.device_id, e.case_visit_id
-        """
-    ).format(
-        risk=_RISK,
-        visit=_table(VisitToken),
-        exposure=_table(ExposureToken),
-        case_visit=_table(CaseVisit),
-        case=_table(Case),
-        dates=_placeholders(len(db_dates)),
-    )
+    where = sql.SQL("v.device_id = %s AND v.date IN ({dates})").format(dates=_placeholders(len(db_dates)))
     now = _db_now()
-    return select, [now, now, Device._meta.pk.get_db_prep_value(device_id, connection), *db_dates]
+    return _match_select(where), [now, now, Device._meta.pk.get_db_prep_value(device_id, connection), *db_dates]
 
 
 def uploads_match(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> list[int]:
@@ -151,26 +159,11 @@ def publication_match_statement(*, case_visit_ids: Sequence[int], date: dt.date)
     others. A case withdrawn since the task was queued matches nothing.
     """
     (db_date,) = _db_dates([date])
-    select = sql.SQL(
-        """
-        SELECT v.device_id, e.case_visit_id, {risk}, 'active', %s, %s
-        FROM {exposure} AS e
-        JOIN {visit} AS v ON v.date = e.date AND v.token = e.token
-        JOIN {case_visit} AS cv ON cv.id = e.case_visit_id
-        JOIN {case} AS c ON c.id = cv.case_id
-        WHERE e.case_visit_id IN ({case_visits}) AND e.date = %s AND v.date = %s AND c.status = 'published'
-        GROUP BY v.device_id, e.case_visit_id
-        """
-    ).format(
-        risk=_RISK,
-        visit=_table(VisitToken),
-        exposure=_table(ExposureToken),
-        case_visit=_table(CaseVisit),
-        case=_table(Case),
-        case_visits=_placeholders(len(case_visit_ids)),
+    where = sql.SQL("e.case_visit_id IN ({case_visits}) AND e.date = %s AND v.date = %s").format(
+        case_visits=_placeholders(len(case_visit_ids))
     )
     now = _db_now()
-    return select, [now, now, *case_visit_ids, db_date, db_date]
+    return _match_select(where), [now, now, *case_visit_ids, db_date, db_date]
 
 
 def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[int]:

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, example, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -119,6 +119,15 @@ case_visit_strategy = st.tuples(st.integers(0, 2), steps, durations, st.sampled_
     visits=st.lists(visit_strategy, min_size=1, max_size=10),
     cases=st.lists(st.lists(case_visit_strategy, min_size=1, max_size=3), min_size=1, max_size=2),
     regenerated=st.lists(st.booleans(), min_size=3, max_size=3),
+)
+# Local midnight is step 288. A case 23:45–00:00 ends exactly on a slot boundary: device 0
+# (23:30–00:30, crossing midnight) shares its slot, high; device 1 (00:00–00:15) shares neither
+# slot nor date, nothing; devices 2 and 3 (22:00, 22:30, the second on a regenerated code, one
+# uploading after publication) share only the date, low.
+@example(
+    visits=[(0, 0, 0, 282, 12, False), (1, 0, 0, 288, 3, True), (2, 0, 0, 264, 3, False), (3, 0, 1, 270, 3, True)],
+    cases=[[(0, 285, 3, 0)]],
+    regenerated=[True, False, False],
 )
 def test_notifications_equal_the_protocol_oracle(world, django_capture_on_commit_callbacks, visits, cases, regenerated):
     # Local midnight four days ago is in the middle of the time range.
