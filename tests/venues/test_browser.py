@@ -24,7 +24,7 @@ PASSWORD = "noodles-on-nathan-road-88"
 
 
 @pytest.fixture
-def page(transactional_db, live_server):
+def page(live_server):
     # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
     # itself (not from the server thread) would otherwise be refused as "async unsafe".
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
@@ -43,6 +43,9 @@ def page(transactional_db, live_server):
 
 
 @pytest.mark.browser
+# The live server needs committed data, so this test's rows are flushed afterwards; a
+# serialized rollback puts back what migrations made (groups) for the tests that follow.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_owner_signs_up_registers_downloads_and_regenerates(page, live_server, tmp_path):
     page.goto(f"{live_server.url}/accounts/signup/")
     page.fill("input[name=email]", "chain@example.com")
