@@ -13,6 +13,6 @@ urlpatterns = [
     path("devices/me/push", views.DevicePushView.as_view(), name="device-push"),
     path("visits", views.VisitUploadView.as_view(), name="visits"),
     path("notifications", views.NotificationListView.as_view(), name="notifications"),
-    path("notifications/<int:notification_id>", views.NotificationDetailView.as_view(), name="notification"),
+    path("notifications/<str:notification_id>", views.NotificationDetailView.as_view(), name="notification"),
     path("exposures", views.ExposureFeedView.as_view(), name="exposures"),
 ]

@@ -171,12 +171,17 @@ class NotificationDetailView(DeviceAPIView):
 
     @extend_schema(
         operation_id="notifications_read",
+        parameters=[OpenApiParameter("notification_id", int, OpenApiParameter.PATH)],
         responses={200: s.NotificationItemSerializer, **_errors(401, 404, 429)},
         tags=["notifications"],
     )
-    def get(self, request, notification_id: int):
+    def get(self, request, notification_id: str):
         """One of this device's notifications; another device's answers 404, like a missing one."""
-        item = device_notifications(device=request.user).filter(pk=notification_id).first()
+        # The id is matched as text in the URL so a malformed one gets this API's JSON 404,
+        # not Django's HTML page.
+        item = None
+        if notification_id.isascii() and notification_id.isdigit() and len(notification_id) < 19:
+            item = device_notifications(device=request.user).filter(pk=int(notification_id)).first()
         if item is None:
             raise NotFound("No such notification.")
         return Response(s.NotificationItemSerializer(item).data)

@@ -24,12 +24,14 @@ from venues.services import venue_register
 _serial = itertools.count(1)
 
 
-def _in_test_transaction(handler: WSGIHandler):
+def wsgi_app_in_test(handler: WSGIHandler | None = None):
     """The WSGI app, minus the connection closing at the end of each request.
 
     Django closes the database connection when a request finishes, which would end the test's
     transaction; its own test client detaches that signal the same way.
     """
+
+    handler = handler or WSGIHandler()
 
     def app(environ, start_response):
         request_started.disconnect(close_old_connections)
@@ -49,9 +51,7 @@ def _in_test_transaction(handler: WSGIHandler):
 
 def phone_http() -> httpx.Client:
     """An httpx client that calls the app in-process (same thread, same test transaction)."""
-    return httpx.Client(
-        transport=httpx.WSGITransport(app=_in_test_transaction(WSGIHandler())), base_url="http://testserver"
-    )
+    return httpx.Client(transport=httpx.WSGITransport(app=wsgi_app_in_test()), base_url="http://testserver")
 
 
 def in_process_phone(**kwargs) -> Phone:
