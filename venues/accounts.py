@@ -67,6 +67,7 @@ def owner_sign_up(*, email: str, password: str, full_name: str = "", base_url: s
     return user
 
 
+@transaction.atomic
 def owner_verify(*, uidb64: str, token: str):
     """Activate the account a verification link names; the user, or None for a bad link."""
     user_model = get_user_model()

@@ -12,7 +12,6 @@ from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from venues.codes import qr_prefix
 from venues.keys import jwks_document
 from venues.selectors import revocations_document
 
@@ -21,9 +20,6 @@ class CodeLandingView(TemplateView):
     """What a plain phone camera opens from a poster; the code, in the fragment, stays on the phone."""
 
     template_name = "venues/landing.html"
-
-    def get_context_data(self, **kwargs):
-        return super().get_context_data(prefix=qr_prefix(), **kwargs)
 
 
 class JwksView(APIView):
