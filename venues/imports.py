@@ -22,6 +22,20 @@ from venues.services import venue_build, venues_create
 
 COLUMNS = ["name_en", "name_zh", "address_en", "address_zh", "district", "category"]
 REQUIRED_COLUMNS = {"name_en", "category"}
+# What the page offers as a starting point: a restaurant branch and a taxi.
+SAMPLE_ROWS = [
+    ["Lucky Noodle House (Mong Kok)", "好運麵家（旺角）", "1 Nathan Road", "彌敦道1號", "yau-tsim-mong", "catering"],
+    ["AB1234", "", "", "", "", "taxi"],
+]
+
+
+def sample_csv() -> bytes:
+    """A CSV with the expected header and two example rows, UTF-8 with a byte-order mark."""
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer)
+    writer.writerow(COLUMNS)
+    writer.writerows(SAMPLE_ROWS)
+    return ("\ufeff" + buffer.getvalue()).encode("utf-8")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ urlpatterns = [
     path("venues/", views.venue_list, name="list"),
     path("venues/new/", views.venue_create, name="create"),
     path("venues/import/", views.venue_import, name="import"),
+    path("venues/import/sample.csv", views.venue_import_sample, name="import-sample"),
     path("venues/import/<int:import_id>/", views.venue_import_detail, name="import-detail"),
     path("venues/import/<int:import_id>/posters.zip", views.venue_import_posters, name="import-posters"),
     path("venues/posters.zip", views.venue_posters_all, name="posters"),

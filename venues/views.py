@@ -18,7 +18,7 @@ from venues import selectors, services
 from venues.codes import code_qr_text
 from venues.exports import venues_csv_stream
 from venues.forms import VenueForm, VenueImportForm
-from venues.imports import ImportInvalid, venues_import
+from venues.imports import ImportInvalid, sample_csv, venues_import
 from venues.keys import NoActiveSigningKey
 from venues.models import Venue
 from venues.posters import code_poster_pdf, poster_file_name, posters_zip_stream
@@ -140,6 +140,11 @@ def venue_import(request):
             messages.success(request, _("%(count)d venues registered.") % {"count": batch.venue_count})
             return redirect("venues:import-detail", import_id=batch.pk)
     return render(request, "venues/import.html", {"form": form, "problems": problems}, status=400 if problems else 200)
+
+
+@login_required
+def venue_import_sample(request):
+    return _download(sample_csv(), content_type="text/csv; charset=utf-8", file_name="branches-sample.csv")
 
 
 @login_required

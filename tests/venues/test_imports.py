@@ -78,6 +78,12 @@ def test_import_does_not_query_per_row(owner, signing_key):
     assert len(queries) < 25
 
 
+def test_the_sample_csv_imports_as_it_is(owner_client, signing_key):
+    sample = owner_client.get("/venues/import/sample.csv").content
+    assert _upload(owner_client, sample).status_code == 302
+    assert sorted(Venue.objects.values_list("category", flat=True)) == ["catering", "taxi"]
+
+
 def test_an_oversized_file_is_refused_before_parsing(owner_client, signing_key):
     response = _upload(owner_client, _csv(["Tea,茶,,,,catering"]) + b"#" * (5 * 1024 * 1024))
     assert "larger than 5 MB" in response.content.decode()
