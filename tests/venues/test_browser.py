@@ -80,6 +80,11 @@ def test_owner_signs_up_registers_downloads_and_regenerates(page, live_server, t
     page.click("#regenerate")
     page.wait_for_selector("#code-version:has-text('2')")
 
+    # A plain camera opens the landing page; it names the venue from the fragment.
+    jws = code_qr_text(first_code).split("#", 1)[1]
+    page.goto(f"{live_server.url}/c/#{jws}")
+    assert page.inner_text("#venue-name") == "好運麵家 · Lucky Noodle House"
+
     revocations = page.request.get(f"{live_server.url}/api/v1/revocations")
     assert revocations.ok
     assert json.loads(revocations.body()) == {"revoked": [{"sub": str(venue.id), "valid_ver": 2}]}
