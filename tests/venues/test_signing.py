@@ -5,6 +5,8 @@ import json
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from venues.signing import InvalidCode, b64u_decode, b64u_encode, jws_sign, jws_verify, public_jwk, venue_claims
 
@@ -100,3 +102,20 @@ def test_address_claim_follows_vk_only_when_given():
 def test_malformed_codes_are_rejected(garbage, private_key):
     with pytest.raises(InvalidCode):
         jws_verify(garbage, public_keys={KID: private_key.public_key()})
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    name_en=st.text(min_size=1, max_size=60),
+    name_zh=st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF), min_size=1, max_size=20),
+    ver=st.integers(min_value=1, max_value=10_000),
+    vk=st.binary(min_size=16, max_size=16),
+)
+def test_any_venue_claims_round_trip_through_pyjwt(name_en, name_zh, ver, vk):
+    private_key = Ed25519PrivateKey.from_private_bytes(b64u_decode(SEED))
+    claims = venue_claims(
+        iss="https://leavehome.example", sub="s", ver=ver, iat=1, cat="retail", name_en=name_en, name_zh=name_zh, vk=vk
+    )
+    jws = jws_sign(claims, private_key=private_key, kid=KID)
+    jwk = jwt.PyJWK({"kty": "OKP", "crv": "Ed25519", "x": PUBLIC_X, "kid": KID, "alg": "EdDSA"})
+    assert jwt.decode(jws, jwk.key, algorithms=["EdDSA"]) == claims == jws_verify(jws, public_keys={KID: jwk.key})
