@@ -84,7 +84,9 @@ def venue_register(*, owner, name_en, name_zh, address_en="", address_zh="", dis
         district=district,
         category=category,
     )
-    (venue,) = venues_create([venue])
+    with transaction.atomic():
+        (venue,) = venues_create([venue])
+        audit_record(actor=owner, action="venue.register", obj=venue)
     return venue
 
 

@@ -23,6 +23,7 @@ def test_register_issues_version_one_with_a_fresh_vk(venue):
     assert (venue.current_version, code.version, code.revoked_at) == (1, 1, None)
     other = venue_register(owner=venue.owner, name_en="B", name_zh="乙", category=Category.RETAIL)
     assert keystore.vk_decrypt(code) != keystore.vk_decrypt(other.codes.get())
+    assert AuditEntry.objects.filter(action="venue.register", object_id=str(venue.id), actor=venue.owner).exists()
 
 
 def test_register_without_an_active_key_fails_clearly_and_saves_nothing(owner):
