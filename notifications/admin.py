@@ -114,12 +114,16 @@ class CaseAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Publish selected cases (notifies exposed phones)"), permissions=["publish"])
     def publish(self, request, queryset):
+        # A worker builds the exposures (it holds the tracing key); the case shows as
+        # published once it has.
         _each_case(
             self,
             request,
             queryset,
-            cases.case_publish,
-            lambda n: ngettext("%(n)d case published.", "%(n)d cases published.", n) % {"n": n},
+            cases.case_publish_later,
+            lambda n: (
+                ngettext("%(n)d case queued for publication.", "%(n)d cases queued for publication.", n) % {"n": n}
+            ),
         )
 
     @admin.action(description=_("Withdraw selected cases (their notifications are withdrawn)"), permissions=["publish"])

@@ -54,25 +54,46 @@ def _case_lock(case: Case) -> Case:
     return Case.objects.select_for_update().get(pk=case.pk)
 
 
+def _publishable_visits(case: Case, *, now) -> list[CaseVisit]:
+    """The case's visits if it can be published now; raises CaseStateError or ValidationError if not."""
+    if case.status != Case.Status.DRAFT:
+        raise CaseStateError(_("Only a draft case can be published."))
+    visits = list(case.visits.all())
+    if not visits:
+        raise CaseStateError(_("Add at least one venue visit before publishing."))
+    for visit in visits:
+        errors = case_visit_window_errors(start=visit.start, end=visit.end, now=now)
+        if errors:
+            raise ValidationError([f"{visit.venue_id}: {error}" for error in errors])
+    return visits
+
+
+def case_publish_later(*, case: Case, actor) -> None:
+    """Check that a case can be published, and have a worker publish it once this transaction commits.
+
+    Building exposures opens venue keys, which only the workers holding TRACING_KEY can do
+    (DESIGN.md, privacy); the web process serving the admin only checks and queues. Raises
+    the errors case_publish would, so the official sees them at once.
+    """
+    from notifications.tasks import publish_case
+
+    _publishable_visits(case, now=timezone.now())
+    actor_id = getattr(actor, "pk", None)
+    transaction.on_commit(lambda: publish_case.delay(case.pk, actor_id))
+
+
 def case_publish(*, case: Case, actor) -> Case:
     """Publish a draft case: build its exposure tokens, append them to the feed, queue matching.
 
-    Raises CaseStateError if the case is not a draft or has no case visit, ValidationError
-    if a window is not publishable. One matching task per (date, batch of case visits) is
-    queued on commit, so several workers share a big publication.
+    Raises CaseStateError if the case is not a draft (already published: a repeated task is
+    a no-op) or has no case visit, ValidationError if a window is not publishable. One
+    matching task per (date, batch of case visits) is queued on commit, so several workers
+    share a big publication.
     """
     with transaction.atomic():
         case = _case_lock(case)
-        if case.status != Case.Status.DRAFT:
-            raise CaseStateError(_("Only a draft case can be published."))
-        visits = list(case.visits.all())
-        if not visits:
-            raise CaseStateError(_("Add at least one venue visit before publishing."))
         now = timezone.now()
-        for visit in visits:
-            errors = case_visit_window_errors(start=visit.start, end=visit.end, now=now)
-            if errors:
-                raise ValidationError([f"{visit.venue_id}: {error}" for error in errors])
+        visits = _publishable_visits(case, now=now)
         chunks = exposures_store(visits)
         case.status, case.published_at = Case.Status.PUBLISHED, now
         case.save(update_fields=["status", "published_at"])

@@ -7,6 +7,7 @@ Retries are only for errors that may pass (a dropped connection, a deadlock, a l
 """
 
 import datetime as dt
+import logging
 import time
 import uuid
 
@@ -14,6 +15,8 @@ from celery import shared_task
 from django.db import InterfaceError, OperationalError
 
 from notifications import matching
+
+logger = logging.getLogger(__name__)
 
 # Errors worth retrying: the database went away or a lock was contended. A programming error
 # (ProgrammingError, IntegrityError) would fail again, so it is not retried.
@@ -48,6 +51,26 @@ def match_publication(case_id: int, case_visit_ids: list[int], date: str) -> int
         direction="publication", case_id=case_id, date=day, notifications=len(ids), started=started
     )
     return len(ids)
+
+
+@shared_task(name="notifications.publish_case", **_TASK_OPTIONS)
+def publish_case(case_id: int, actor_id: int | None) -> bool:
+    """Publish a case queued by an official (notifications.cases.case_publish_later)."""
+    from django.contrib.auth import get_user_model
+    from django.core.exceptions import ValidationError
+
+    from notifications.cases import case_publish
+    from notifications.models import Case
+
+    actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id is not None else None
+    try:
+        case_publish(case=Case(pk=case_id), actor=actor)
+    except ValidationError as error:
+        # Already published (a redelivery, a second click) or no longer publishable: the
+        # case stays as it is, which the admin shows; retrying would fail the same way.
+        logger.warning("case %s not published: %s", case_id, " ".join(error.messages))
+        return False
+    return True
 
 
 @shared_task(name="notifications.visit_token_partitions_ahead", **_TASK_OPTIONS)

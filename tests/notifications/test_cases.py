@@ -13,6 +13,7 @@ from leavehome.models import AuditEntry
 from notifications.cases import (
     CaseStateError,
     case_publish,
+    case_publish_later,
     case_visit_window_errors,
     case_visits_csv_parse,
     case_visits_import,
@@ -21,6 +22,7 @@ from notifications.cases import (
 from notifications.devices import device_register
 from notifications.exposures import case_visit_exposures
 from notifications.models import Case, CaseVisit, ExposureFeedItem, ExposureToken, Notification
+from notifications.tasks import publish_case
 from notifications.tokens import b64u_encode
 from notifications.visits import visit_tokens_ingest
 from tests.phone.derivation import visit_tokens
@@ -111,6 +113,32 @@ def test_publishing_stores_exposures_appends_the_feed_and_audits(draft, official
     assert ExposureFeedItem.objects.filter(status="active").count() == 3
     assert AuditEntry.objects.filter(action="case.publish", object_id=str(draft.pk), actor=official).exists()
     assert len(callbacks) == 1  # one matching task: one date, one batch of case visits
+
+
+def test_publication_is_queued_for_a_worker_and_a_repeated_task_is_harmless(
+    draft, official, django_capture_on_commit_callbacks
+):
+    case_publish_later(case=draft, actor=official)
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.DRAFT  # nothing happens before the commit
+    with django_capture_on_commit_callbacks(execute=True):
+        case_publish_later(case=draft, actor=official)
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.PUBLISHED
+
+    assert publish_case.apply(args=[draft.pk, official.pk]).get() is False  # a redelivery
+    assert ExposureToken.objects.count() == 3
+    assert ExposureFeedItem.objects.count() == 3
+    assert AuditEntry.objects.filter(action="case.publish").count() == 1
+
+
+def test_a_publication_that_cannot_succeed_is_refused_before_queueing(
+    draft, official, django_capture_on_commit_callbacks
+):
+    draft.visits.update(end=timezone.now() + dt.timedelta(hours=1))
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(ValidationError):
+        case_publish_later(case=draft, actor=official)
+    assert callbacks == []
 
 
 def test_a_case_can_be_published_once(draft, official):
