@@ -41,6 +41,10 @@ BENCH_ENVIRONMENT = {
     "THROTTLE_VISIT_UPLOAD_DEVICE": "100000/hour",
     "THROTTLE_DEVICE_READ": "100000000/hour",
     "PYTHONUNBUFFERED": "1",
+    # Web Push (B4) to the local receiver on 127.0.0.1 over plain http, with a bench-only VAPID key.
+    "PUSH_VAPID_PRIVATE_KEY": "-YTyHI2heQlwGxINS4WvSvo6SffsoRU1KnRcujFzG98",
+    "PUSH_VAPID_SUBJECT": "mailto:bench@leavehome.example",
+    "PUSH_WEBPUSH_INSECURE_HOSTS": "127.0.0.1",
 }
 
 

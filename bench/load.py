@@ -240,3 +240,33 @@ def noop_run(base_url: str, *, concurrency: int, seconds: float, path: str = "/a
     result.seconds = time.perf_counter() - started
     result.client_cpu_seconds = _cpu_seconds() - cpu_started
     return result
+
+
+@contextmanager
+def tasks_to_broker(queue: str):
+    """Send this process's Celery tasks to the bench broker's ``queue`` instead of running them in-process."""
+    from leavehome.celery import app
+
+    # The app reads Django settings under the CELERY_ namespace: those are the keys that count.
+    keys = ("CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL", "CELERY_TASK_DEFAULT_QUEUE")
+    saved = {key: app.conf[key] for key in keys}
+    app.conf.update(
+        CELERY_TASK_ALWAYS_EAGER=False, CELERY_BROKER_URL=DEFAULT_BROKER_URL, CELERY_TASK_DEFAULT_QUEUE=queue
+    )
+    _connections_reset(app)
+    try:
+        yield app
+    finally:
+        app.conf.update(saved)
+        _connections_reset(app)
+
+
+def _connections_reset(app) -> None:
+    # The pools cache connections to the broker configured before: forget them (closing them
+    # would close kombu's shared producer pool under the next send).
+    app._pool = None
+    app.amqp._producer_pool = None
+
+
+def worker_environment(database_url: str, queue: str) -> dict:
+    return bench_environment(database_url, CELERY_BROKER_URL=DEFAULT_BROKER_URL, CELERY_TASK_DEFAULT_QUEUE=queue)

@@ -163,7 +163,8 @@ def celery_worker_start(environment: dict, *, queue: str, concurrency: int = 1, 
     ]  # fmt: skip
     process = subprocess.Popen(command, cwd=PROJECT_DIR, env=environment, stdout=log, stderr=subprocess.STDOUT)
     server = ServerProcess(f"celery {name}", process, log_path)
-    probe = Celery(broker=environment["CELERY_BROKER_URL"])
+    # Not the current app: shared tasks sent by this process must keep going through the project's app.
+    probe = Celery(broker=environment["CELERY_BROKER_URL"], set_as_current=False)
     deadline = time.monotonic() + 90
     try:
         while time.monotonic() < deadline:

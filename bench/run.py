@@ -16,6 +16,8 @@ BENCHMARKS = [
     "bench.b5_codes",
     "bench.b2_matching",
     "bench.b1_ingest",
+    "bench.b3_late",
+    "bench.b4_push",
     "bench.b6_purge",
 ]
 
