@@ -79,6 +79,8 @@ class TokenListField(serializers.Field):
 
 
 class VisitDaySerializer(StrictSerializer):
+    """The tokens of one local date."""
+
     date = LocalDateField(help_text="Local date (deployment time zone) the tokens belong to.")
     tokens = TokenListField()
 
@@ -93,6 +95,8 @@ class VisitDaySerializer(StrictSerializer):
 
 
 class VisitUploadSerializer(StrictSerializer):
+    """A visit upload: all or nothing (PROTOCOL §4)."""
+
     days = VisitDaySerializer(many=True)
 
     def validate_days(self, days):
@@ -118,21 +122,29 @@ class EmptyBodySerializer(StrictSerializer):
 
 
 class WebPushKeysSerializer(StrictSerializer):
+    """The subscription's keys, b64u: p256dh (65 bytes) and auth (16 bytes)."""
+
     p256dh = serializers.CharField()
     auth = serializers.CharField()
 
 
 class WebPushSubscriptionSerializer(StrictSerializer):
+    """A browser's PushSubscription.toJSON()."""
+
     endpoint = serializers.URLField()
     keys = WebPushKeysSerializer()
 
 
 class WebPushChannelSerializer(StrictSerializer):
+    """Wake the device through Web Push (RFC 8030, payload encrypted per RFC 8291)."""
+
     kind = serializers.ChoiceField(choices=["webpush"])
     subscription = WebPushSubscriptionSerializer()
 
 
 class TokenChannelSerializer(StrictSerializer):
+    """Wake the device through FCM or APNs with a content-free message."""
+
     kind = serializers.ChoiceField(choices=["fcm", "apns"])
     token = serializers.CharField(help_text="The FCM registration token or the APNs device token.")
 

@@ -29,6 +29,7 @@ from notifications.push.channels import push_channel_clear, push_channel_set
 from notifications.selectors import device_notifications, notification_cursor_now
 from notifications.tokens import SLOT_SECONDS
 from notifications.visits import visit_tokens_ingest
+from venues.codes import qr_prefix
 
 
 def _errors(*codes):
@@ -68,7 +69,7 @@ class ConfigView(PhoneAPIView):
             "max_visit_seconds": settings.LEAVEHOME_MAX_VISIT_SECONDS,
             "retention_days": settings.LEAVEHOME_RETENTION_DAYS,
             "max_tokens_per_upload": settings.LEAVEHOME_MAX_TOKENS_PER_UPLOAD,
-            "venue_code_prefix": f"{settings.SITE_URL}/c/#",
+            "venue_code_prefix": qr_prefix(),
         }
         return Response(s.ConfigSerializer(config).data)
 
@@ -84,7 +85,9 @@ class DeviceRegisterView(PhoneAPIView):
     )
     def post(self, request):
         """Register a device; the answer holds its secret, shown this once."""
-        s.EmptyBodySerializer(data=request.data or {}).is_valid(raise_exception=True)
+        # No body parses as an empty QueryDict; a JSON list must still be refused.
+        body = request.data if request.data or isinstance(request.data, list) else {}
+        s.EmptyBodySerializer(data=body).is_valid(raise_exception=True)
         device, secret = device_register()
         body = s.DeviceCreatedSerializer({"device_id": device.pk, "token": secret}).data
         return Response(body, status=status.HTTP_201_CREATED)

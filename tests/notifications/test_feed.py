@@ -89,7 +89,9 @@ def test_purge_deletes_only_old_dates():
 
 
 @pytest.mark.postgres
-@pytest.mark.django_db(transaction=True)
+# serialized_rollback: the flush after a transactional test would delete data-migration rows
+# (permission groups) that later tests rely on.
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_reader_never_sees_a_later_id_before_an_earlier_one_commits():
     """Two publications append concurrently; A allocates first and commits last.
 

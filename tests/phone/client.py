@@ -43,6 +43,7 @@ class Phone:
         self.device_id: str | None = None
         self.secret: str | None = None
         self.visits: list[Visit] = []
+        self.uploaded: set[tuple[dt.date, bytes]] = set()
         self.notifications: dict[int, dict] = {}
         self.notifications_cursor: str | None = None
         self.feed: dict[tuple[str, str], dict] = {}
@@ -102,7 +103,7 @@ class Phone:
     # --- Upload and poll -------------------------------------------------------------------
 
     def upload(self) -> int:
-        """Upload every retained visit's tokens, in requests of at most max_tokens_per_upload."""
+        """Upload the retained visits' tokens not uploaded yet, in requests of at most max_tokens_per_upload."""
         zone_today = dt.datetime.fromtimestamp(self.clock(), ZoneInfo(self.config["time_zone"])).date()
         oldest = zone_today - dt.timedelta(days=self.config["retention_days"])
         flat = [
@@ -110,6 +111,7 @@ class Phone:
             for date, tokens in sorted(self.tokens_by_date().items())
             if oldest <= date <= zone_today + dt.timedelta(days=1)
             for token in sorted(tokens)
+            if (date, token) not in self.uploaded
         ]
         limit = self.config["max_tokens_per_upload"]
         accepted = 0
@@ -119,6 +121,7 @@ class Phone:
                 days.setdefault(date.isoformat(), []).append(b64u_encode(token))
             body = {"days": [{"date": date, "tokens": tokens} for date, tokens in days.items()]}
             accepted += self._call("POST", "/visits", json=body).json()["accepted"]
+            self.uploaded.update(flat[start : start + limit])
         return accepted
 
     def poll(self) -> list[dict]:

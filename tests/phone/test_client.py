@@ -1,0 +1,80 @@
+"""The reference phone against this server, over HTTP in-process: the whole path an app takes."""
+
+import datetime as dt
+
+import pytest
+from django.utils import timezone
+
+from notifications.models import Device, VisitToken
+from tests import phone
+from tests.phone.server import case_publish_at, phone_http, venue_make, venue_qr_text
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def venue_and_text():
+    venue = venue_make(name_en="Lucky Noodle House", name_zh="好運麵家")
+    return venue, venue_qr_text(venue)
+
+
+def _noon_yesterday():
+    return timezone.make_aware(dt.datetime.combine(timezone.localdate() - dt.timedelta(days=1), dt.time(12)))
+
+
+def test_register_scan_check_in_upload_and_get_notified(venue_and_text, django_capture_on_commit_callbacks):
+    venue, text = venue_and_text
+    noon = _noon_yesterday()
+    device = phone.Phone(phone_http())
+    device.register()
+    code = device.scan(text)
+    assert code.sub == str(venue.pk)
+    assert code.name == {"en": "Lucky Noodle House", "zh": "好運麵家"}
+    visit = device.check_in(code, int(noon.timestamp()) + 600)  # never checked out: closed after default_visit_seconds
+    assert visit.t_out - visit.t_in == device.config["default_visit_seconds"]
+
+    with django_capture_on_commit_callbacks(execute=True):
+        accepted = device.upload()
+    assert accepted == 17 + 1  # 12:10–16:10 touches 17 slots, plus the day token
+    assert VisitToken.objects.filter(device_id=device.device_id).count() == accepted
+    assert device.upload() == 0  # nothing new to send
+
+    with django_capture_on_commit_callbacks(execute=True):
+        case_publish_at(venue=venue, start=noon + dt.timedelta(hours=1), minutes=30)
+    (item,) = device.poll()
+    assert item["risk"] == "high"
+    assert item["venue"]["name"]["zh"] == "好運麵家"
+    again = device.poll()  # within the cursor's lag the same item may come again, nothing else
+    assert {i["id"] for i in again} <= {item["id"]}
+    assert len(device.notifications) == 1
+
+    device.delete()
+    assert not Device.objects.filter(pk=device.device_id).exists()
+    with pytest.raises(phone.ApiError) as refused:
+        device.poll()
+    assert refused.value.status == 401
+
+
+def test_a_revoked_code_is_refused_by_the_phone(venue_and_text):
+    from venues.services import venue_code_regenerate
+
+    venue, old_text = venue_and_text
+    venue_code_regenerate(venue=venue)
+    device = phone.Phone(phone_http())
+    device.fetch_config()
+    with pytest.raises(phone.CodeRejected, match="revoked"):
+        device.scan(old_text)
+    venue.refresh_from_db()
+    assert device.scan(venue_qr_text(venue)).ver == 2
+
+
+def test_upload_is_split_at_max_tokens_per_upload(venue_and_text, settings):
+    settings.LEAVEHOME_MAX_TOKENS_PER_UPLOAD = 7
+    _, text = venue_and_text
+    device = phone.Phone(phone_http())
+    device.register()
+    code = device.scan(text)
+    start = int(_noon_yesterday().timestamp())
+    device.check_in(code, start, start + 4 * 3600)  # 16 slot tokens + 1 day token: three requests
+    assert device.upload() == 17
+    assert VisitToken.objects.filter(device_id=device.device_id).count() == 17
