@@ -38,7 +38,7 @@ def _b64u_decode(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
 
 
-def _b64u_encode(value: bytes) -> str:
+def b64u_encode(value: bytes) -> str:
     return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
 
 
@@ -110,7 +110,7 @@ def _webpush_address(data: dict) -> dict:
             errors["keys"] = key_errors
     if errors:
         raise ValidationError({"subscription": errors})
-    return {"endpoint": endpoint, "p256dh": _b64u_encode(p256dh), "auth": _b64u_encode(auth)}
+    return {"endpoint": endpoint, "p256dh": b64u_encode(p256dh), "auth": b64u_encode(auth)}
 
 
 def _token_address(data: dict, pattern: re.Pattern, message: str) -> dict:
