@@ -168,3 +168,17 @@ def test_uploads_are_throttled_per_ip(api, secret, settings):
         _, other = device_with_secret()
         assert upload(api, other, body).status_code == 429
         assert upload(api, other, body, REMOTE_ADDR="10.1.2.3").status_code == 202
+
+
+def test_wrong_content_type_is_415_and_stores_nothing(api, secret):
+    body = json.dumps({"days": [{"date": today().isoformat(), "tokens": [token()]}]})
+    answer = api.post("/api/v1/visits", body, content_type="text/plain", **bearer(secret))
+    assert answer.status_code == 415
+    assert answer.json()["error"]["code"] == "unsupported_media_type"
+    assert VisitToken.objects.count() == 0
+
+
+def test_wrong_method_is_405_json(api, secret):
+    answer = api.get("/api/v1/visits", **bearer(secret))
+    assert answer.status_code == 405
+    assert answer.json()["error"]["code"] == "method_not_allowed"
