@@ -1,10 +1,12 @@
 """The health officials' admin: who sees cases, publishing, CSV import, dashboard, two-factor login."""
 
 import datetime as dt
+import importlib
 from io import StringIO
 from zoneinfo import ZoneInfo
 
 import pytest
+from django.apps import apps as django_apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
@@ -24,6 +26,13 @@ from venues.services import venue_register
 
 ZONE = ZoneInfo(settings.TIME_ZONE)
 PASSWORD = "correct horse battery 9"
+
+
+@pytest.fixture(autouse=True)
+def _health_officials_group(db):
+    """The group as migration 0006 creates it (a transactional test elsewhere may have flushed it)."""
+    migration = importlib.import_module("notifications.migrations.0006_case_publish_permission_health_officials")
+    migration.create_group(django_apps, None)
 
 
 def _staff(username, *, group=None):
