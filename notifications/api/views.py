@@ -228,6 +228,8 @@ class ExposureFeedView(PhoneAPIView):
         immutable = page.closed and "page" in query.validated_data
         cache_control = "public, max-age=31536000, immutable" if immutable else "public, max-age=60"
         headers = {"ETag": etag, "Cache-Control": cache_control}
-        if etag in {tag.strip() for tag in request.headers.get("If-None-Match", "").split(",")}:
+        # Weak comparison (RFC 9110 §13.1.2): a proxy that compresses the body marks it W/.
+        sent = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
+        if etag in sent or "*" in sent:
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         return Response(body, headers=headers)

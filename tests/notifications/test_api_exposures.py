@@ -67,6 +67,21 @@ def test_etag_answers_304_when_unchanged(published):
     assert again.status_code == 304
     assert again.content == b""
     assert api.get("/api/v1/exposures", {"page": 0}, HTTP_IF_NONE_MATCH='"other"').status_code == 200
+    assert api.get("/api/v1/exposures", {"page": 0}, HTTP_IF_NONE_MATCH="W/" + etag).status_code == 304
+
+
+def test_a_closed_page_stays_the_same_after_later_publications(
+    small_pages, published, django_capture_on_commit_callbacks
+):
+    api = APIClient()
+    first = feed.exposure_feed_first_page()
+    before = api.get("/api/v1/exposures", {"page": first})
+    assert before.json()["closed"]
+    with django_capture_on_commit_callbacks(execute=True):
+        case_publish_at(venue=published["venue"], start=published["noon"] - dt.timedelta(hours=3), minutes=30)
+    after = api.get("/api/v1/exposures", {"page": first})
+    assert after.content == before.content
+    assert after["ETag"] == before["ETag"]
 
 
 @pytest.mark.parametrize("page", ["-1", "x", "1.5"])
