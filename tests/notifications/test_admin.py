@@ -2,7 +2,11 @@
 
 import datetime as dt
 import importlib
+import os
+import subprocess
+import sys
 from io import StringIO
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -191,3 +195,24 @@ def test_totp_enrolment_prints_a_uri_whose_codes_verify(db):
     device = TOTPDevice.objects.get(user=official)
     code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)
     assert device.verify_token(f"{code:0{device.digits}d}")
+
+
+def test_with_otp_required_the_admin_login_asks_for_a_one_time_password():
+    # urls.py decides at import time, so this runs in a fresh process with the setting on.
+    script = (
+        "from django.test import Client; from django.contrib import admin; from django_otp.admin import OTPAdminSite;"
+        "page = Client().get('/admin/login/');"
+        "print(isinstance(admin.site._wrapped, OTPAdminSite), b'name=\"otp_token\"' in page.content)"
+    )
+    env = {**os.environ, "OTP_ADMIN_REQUIRED": "1", "DJANGO_SETTINGS_MODULE": "leavehome.settings"}
+    env.pop("DATABASE_URL", None)  # the login page needs no database
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup(); import leavehome.urls; {script}"],
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "True True"
