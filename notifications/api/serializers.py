@@ -9,6 +9,7 @@ import re
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -31,6 +32,17 @@ class StrictSerializer(serializers.Serializer):
             if unknown:
                 raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+class StrictSerializerSchema(OpenApiSerializerExtension):
+    """States in the OpenAPI document that a strict serializer refuses undeclared fields."""
+
+    target_class = StrictSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema, direction):
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        return {**schema, "additionalProperties": False}
 
 
 class LocalDateField(serializers.DateField):
@@ -119,30 +131,34 @@ class EmptyBodySerializer(StrictSerializer):
 
 
 # --- Push channel bodies (validated by notifications.push.channels; here for the schema) ----
+# Not strict: other fields (a browser's ``expirationTime``) are ignored by the push service.
 
 
-class WebPushKeysSerializer(StrictSerializer):
+class WebPushKeysSerializer(serializers.Serializer):
     """The subscription's keys, b64u: p256dh (65 bytes) and auth (16 bytes)."""
 
     p256dh = serializers.CharField()
     auth = serializers.CharField()
 
 
-class WebPushSubscriptionSerializer(StrictSerializer):
+class WebPushSubscriptionSerializer(serializers.Serializer):
     """A browser's PushSubscription.toJSON()."""
 
     endpoint = serializers.URLField()
     keys = WebPushKeysSerializer()
+    expirationTime = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Ignored."
+    )  # the browser's own spelling
 
 
-class WebPushChannelSerializer(StrictSerializer):
+class WebPushChannelSerializer(serializers.Serializer):
     """Wake the device through Web Push (RFC 8030, payload encrypted per RFC 8291)."""
 
     kind = serializers.ChoiceField(choices=["webpush"])
     subscription = WebPushSubscriptionSerializer()
 
 
-class TokenChannelSerializer(StrictSerializer):
+class TokenChannelSerializer(serializers.Serializer):
     """Wake the device through FCM or APNs with a content-free message."""
 
     kind = serializers.ChoiceField(choices=["fcm", "apns"])
