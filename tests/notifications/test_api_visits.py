@@ -182,3 +182,15 @@ def test_wrong_method_is_405_json(api, secret):
     answer = api.get("/api/v1/visits", **bearer(secret))
     assert answer.status_code == 405
     assert answer.json()["error"]["code"] == "method_not_allowed"
+
+
+def test_a_full_upload_of_max_tokens_fits_the_body_limit(api, secret, settings):
+    limit = settings.LEAVEHOME_MAX_TOKENS_PER_UPLOAD
+    days = [{"date": (today() - dt.timedelta(days=n)).isoformat(), "tokens": []} for n in range(31)]
+    for n in range(limit):
+        days[n % 31]["tokens"].append(token())
+    body = json.dumps({"days": days})
+    assert len(body) < settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    answer = upload(api, secret, {"days": days})
+    assert answer.json() == {"accepted": limit}
+    assert VisitToken.objects.count() == limit

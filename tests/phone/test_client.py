@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+import httpx
 import pytest
 from django.utils import timezone
 
@@ -78,3 +79,22 @@ def test_upload_is_split_at_max_tokens_per_upload(venue_and_text, settings):
     device.check_in(code, start, start + 4 * 3600)  # 16 slot tokens + 1 day token: three requests
     assert device.upload() == 17
     assert VisitToken.objects.filter(device_id=device.device_id).count() == 17
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_phone_works_against_a_live_server(live_server, settings):
+    """Over real HTTP, as the benchmarks use it: a base_url instead of an in-process transport."""
+    settings.SITE_URL = live_server.url
+    venue = venue_make()
+    text = venue_qr_text(venue)
+    with httpx.Client(base_url=live_server.url) as http:
+        device = phone.Phone(http)
+        device.register()
+        code = device.scan(text)
+        start = int(_noon_yesterday().timestamp())
+        device.check_in(code, start, start + 1800)
+        assert device.upload() == 3
+        assert device.poll() == []
+        assert device.sync_feed() == 1
+        device.delete()
+    assert not Device.objects.exists()

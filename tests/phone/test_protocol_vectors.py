@@ -8,6 +8,8 @@ import datetime as dt
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from notifications import tokens as server
 from tests import phone
@@ -162,3 +164,20 @@ def test_client_applies_the_revocation_list(revoked, accepted):
 def test_client_b64u_is_strict(text):
     with pytest.raises(ValueError):
         phone.b64u_decode(text)
+
+
+@given(
+    vk=st.binary(min_size=16, max_size=16),
+    t_in=st.integers(min_value=1_700_000_000, max_value=1_900_000_000),
+    length=st.integers(min_value=1, max_value=43_200),
+    zone=st.sampled_from([HK, "UTC", "America/New_York", "Asia/Kathmandu"]),
+)
+@settings(max_examples=200, deadline=None)
+def test_client_and_server_derive_the_same_tokens_for_any_visit(vk, t_in, length, zone):
+    t_out = t_in + length
+    client = {date: set(tokens) for date, tokens in phone.visit_tokens(vk, t_in, t_out, zone).items()}
+    slot_tokens, day_tokens = server.interval_tokens(vk, t_in, t_out, ZoneInfo(zone))
+    ours = {}
+    for date, token in slot_tokens + day_tokens:
+        ours.setdefault(date, set()).add(token)
+    assert client == ours
