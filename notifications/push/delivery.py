@@ -138,7 +138,9 @@ def _deliveries_record(notification_ids, now):
 def _deliveries_claim(notification_ids, now, claim):
     """Claim the due, unfinished deliveries of these notifications: the one conditional write that
     makes a duplicated task harmless (two claims cannot both match a row)."""
-    PushDelivery.objects.filter(notification_id__in=notification_ids, status__in=UNFINISHED, due_at__lte=now).update(
+    PushDelivery.objects.filter(
+        notification_id__in=notification_ids, status__in=UNFINISHED, due_at__lte=now, channel__active=True
+    ).update(
         status=PushDelivery.Status.SENDING,
         claim=claim,
         due_at=now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS),
@@ -220,7 +222,17 @@ def _outcomes_record(claim, claimed, results, now) -> BatchReport:
                 report.retry_ids.extend(row["notification_id"] for cid in channel_ids for row in claimed[cid])
         for reason, channel_ids in _by_value(deactivated).items():
             PushChannel.objects.filter(id__in=channel_ids).update(active=False, deactivated_reason=reason[:200])
+        if deactivated:
+            _deliveries_of_dead_channels_fail(list(deactivated), now)
     return report
+
+
+def _deliveries_of_dead_channels_fail(channel_ids, now):
+    """Other unfinished deliveries through channels just deactivated (an earlier retry, another
+    batch's row) will never be sent: say so, so the dashboard and the reaper stop counting them."""
+    PushDelivery.objects.filter(
+        channel_id__in=channel_ids, status__in=[PushDelivery.Status.PENDING, PushDelivery.Status.RETRYING]
+    ).update(status=PushDelivery.Status.FAILED, last_error="channel deactivated", claim=None, updated_at=now)
 
 
 def _by_value(mapping):
@@ -293,6 +305,8 @@ def push_test_send(*, device) -> str:
     if isinstance(error, TransportDisabled):
         return f"Not sent: {error}."
     if error.deactivate:
-        PushChannel.objects.filter(id=channel.id).update(active=False, deactivated_reason=error.message)
+        with transaction.atomic():
+            PushChannel.objects.filter(id=channel.id).update(active=False, deactivated_reason=error.message)
+            _deliveries_of_dead_channels_fail([channel.id], timezone.now())
         return f"Failed for good, channel deactivated: {error.message}"
     return f"Failed ({'permanent' if error.permanent else 'transient'}): {error.message}"

@@ -133,3 +133,22 @@ def test_the_vapid_key_command_prints_the_application_server_key(push_settings, 
         serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
     )
     assert out.getvalue().strip() == b64u(public)
+
+
+def test_a_dead_channel_fails_its_other_unfinished_deliveries(fcm_peer, django_capture_on_commit_callbacks):
+    device = device_with_channel({"kind": "fcm", "token": fcm_token()})
+    fcm_peer.script(fcm_token(), [(503, fcm_peer.error(503, "UNAVAILABLE"), None)])
+    [first] = notifications_for([device])
+    with django_capture_on_commit_callbacks(execute=True):
+        push_later(notification_ids=[first.id])
+    assert deliveries_of(first)[0].status == PushDelivery.Status.RETRYING
+    # Meanwhile the next notification finds the token unregistered.
+    fcm_peer.script(fcm_token(), [(404, fcm_peer.error(404, "NOT_FOUND", "UNREGISTERED"), None)])
+    [second] = notifications_for([device])
+    with django_capture_on_commit_callbacks(execute=True):
+        push_later(notification_ids=[second.id])
+    assert deliveries_of(first)[0].status == PushDelivery.Status.FAILED
+    assert deliveries_of(first)[0].last_error == "channel deactivated"
+    PushDelivery.objects.update(due_at=timezone.now() - dt.timedelta(seconds=1))
+    push_reap.delay()
+    assert len(fcm_peer.received) == 2
