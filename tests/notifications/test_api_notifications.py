@@ -19,6 +19,7 @@ from tests.phone.server import (
     device_with_secret,
     official,
     phone_http,
+    row_counts,
     venue_make,
     venue_qr_text,
 )
@@ -143,12 +144,12 @@ def test_a_device_sees_only_its_own_notifications(api, scene):
     mine = Notification.objects.get()
     assert api.get("/api/v1/notifications", **bearer(stranger)).json()["items"] == []
     assert api.get(f"/api/v1/notifications/{mine.pk}", **bearer(scene["secret"])).status_code == 200
-    before = list(Notification.objects.values())
+    before = list(Notification.objects.values()), row_counts()
     answer = api.get(f"/api/v1/notifications/{mine.pk}", **bearer(stranger))
     assert answer.status_code == 404
     assert answer.json()["error"]["code"] == "not_found"
     assert api.get(f"/api/v1/notifications/{mine.pk + 1000}", **bearer(stranger)).status_code == 404
-    assert list(Notification.objects.values()) == before
+    assert (list(Notification.objects.values()), row_counts()) == before
 
 
 @pytest.mark.parametrize("since", ["yesterday", "2026-13-01T00:00:00Z", "1"])

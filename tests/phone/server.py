@@ -137,3 +137,14 @@ def rows_referencing_device(device_id) -> dict[str, int]:
                     )
                     counts[f"{table}.{column}"] = cursor.fetchone()[0]
     return counts
+
+
+def row_counts() -> dict[str, int]:
+    """Rows in every table of the database, for "nothing was written" assertions."""
+    counts = {}
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            # The name comes from the catalogue and is quoted by the backend.
+            cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)}")
+            counts[table] = cursor.fetchone()[0]
+    return counts
