@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from notifications.exposures import case_visit_window
 from notifications.models import Risk
+from notifications.push.channels import APNS_TOKEN_RE, FCM_TOKEN_RE
 from notifications.tokens import TOKEN_BYTES, b64u_decode, b64u_encode
 
 # 16 bytes in b64u: 22 characters, the last of which carries 2 bits and 4 zero bits.
@@ -158,11 +159,18 @@ class WebPushChannelSerializer(serializers.Serializer):
     subscription = WebPushSubscriptionSerializer()
 
 
-class TokenChannelSerializer(serializers.Serializer):
-    """Wake the device through FCM or APNs with a content-free message."""
+class FcmChannelSerializer(serializers.Serializer):
+    """Wake the device through Firebase Cloud Messaging with a content-free message."""
 
-    kind = serializers.ChoiceField(choices=["fcm", "apns"])
-    token = serializers.CharField(help_text="The FCM registration token or the APNs device token.")
+    kind = serializers.ChoiceField(choices=["fcm"])
+    token = serializers.RegexField(FCM_TOKEN_RE, help_text="The FCM registration token.")
+
+
+class ApnsChannelSerializer(serializers.Serializer):
+    """Wake the device through APNs with a content-free message."""
+
+    kind = serializers.ChoiceField(choices=["apns"])
+    token = serializers.RegexField(APNS_TOKEN_RE, help_text="The APNs device token, hex.")
 
 
 # --- Responses ----------------------------------------------------------------------------

@@ -105,8 +105,8 @@ _PUSH_BODY = PolymorphicProxySerializer(
     component_name="PushChannel",
     serializers={
         "webpush": s.WebPushChannelSerializer,
-        "fcm": s.TokenChannelSerializer,
-        "apns": s.TokenChannelSerializer,
+        "fcm": s.FcmChannelSerializer,
+        "apns": s.ApnsChannelSerializer,
     },
     resource_type_field_name="kind",
 )
