@@ -52,6 +52,8 @@ REAP_LIMIT = 20000
 POLL_PATH = "/api/v1/notifications"
 MESSAGE_TYPE_NOTIFICATIONS = "lhs1.notifications"
 MESSAGE_TYPE_TEST = "lhs1.test"
+# Push services take payloads up to 4 KB; beyond this many ids the app polls for the rest.
+MAX_IDS_PER_PUSH = 100
 
 _disabled_logged = set()
 
@@ -265,7 +267,7 @@ def push_deliver_batch(*, notification_ids) -> BatchReport:
         channel_id: {
             "type": MESSAGE_TYPE_NOTIFICATIONS,
             "poll": POLL_PATH,
-            "ids": sorted(row["notification_id"] for row in rows),
+            "ids": sorted(row["notification_id"] for row in rows)[-MAX_IDS_PER_PUSH:],
         }
         for channel_id, rows in claimed.items()
     }

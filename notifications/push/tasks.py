@@ -1,8 +1,12 @@
 """Celery tasks of push delivery: ids in, one service call, and the retry scheduled on the way out."""
 
+import logging
+
 from celery import shared_task
 
 from notifications.push.delivery import push_deliver_batch, push_deliveries_reap
+
+logger = logging.getLogger(__name__)
 
 # One second past the due time, so a retry never arrives before its rows may be claimed.
 _DUE_MARGIN_SECONDS = 1.0
@@ -12,6 +16,13 @@ _DUE_MARGIN_SECONDS = 1.0
 def push_deliver(notification_ids):
     """Push the devices of these notifications (one batch); safe to redeliver or duplicate."""
     report = push_deliver_batch(notification_ids=notification_ids)
+    logger.info(
+        "push batch: %d delivered, %d retrying, %d failed, %d disabled",
+        report.delivered,
+        report.retrying,
+        report.failed,
+        report.disabled,
+    )
     if report.retry_ids:
         # Executed at once when tasks run in-process (eager): the rows are not due yet then,
         # so that run claims nothing, and the reaper sends them when they are.

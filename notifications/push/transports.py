@@ -125,6 +125,8 @@ class WebPushTransport(Transport):
     """Web Push (RFC 8030) with aes128gcm payload encryption (RFC 8291) and VAPID (RFC 8292)."""
 
     kind = "webpush"
+    # The browsers' push services speak HTTP/2 (negotiated by ALPN; HTTP/1.1 otherwise).
+    http2 = True
     # A VAPID token may live up to 24 hours; signing one per push service origin every few
     # hours instead of one per push matters at a thousand pushes a second.
     VAPID_TOKEN_SECONDS = 12 * 3600
