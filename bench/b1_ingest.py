@@ -26,7 +26,7 @@ SIZES = {
     "small": {"preload": 50_000, "phones": 100, "uploads": 300, "concurrency": 8, "web_workers": 3, "noop": 2.0},
     "medium": {"preload": 2_000_000, "phones": 2_000, "uploads": 12_000, "concurrency": 12, "web_workers": 4,
                "noop": 5.0},
-    "full": {"preload": 20_000_000, "phones": 5_000, "uploads": 40_000, "concurrency": 12, "web_workers": 4,
+    "full": {"preload": 20_000_000, "phones": 5_000, "uploads": 15_000, "concurrency": 12, "web_workers": 4,
              "noop": 10.0},
 }  # fmt: skip
 VISITS_PER_UPLOAD = 5

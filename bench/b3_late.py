@@ -88,8 +88,8 @@ def run(options: Options) -> Report:
     from notifications.models import Notification
 
     sizes = SIZES[options.scale]
-    rate = sizes["rate"]
-    if "b1_requests_per_second" in options.context:
+    rate = getattr(options.extra, "rate", None) or sizes["rate"]
+    if "b1_requests_per_second" in options.context and not getattr(options.extra, "rate", None):
         rate = max(5.0, round(0.5 * options.context["b1_requests_per_second"], 1))
     report = Report("B3 late uploads: upload commit to notification visible, under steady ingest", options)
     official, _ = get_user_model().objects.get_or_create(username="bench-official", defaults={"is_staff": True})
@@ -174,8 +174,12 @@ def run(options: Options) -> Report:
     return report
 
 
+def _add_arguments(parser):
+    parser.add_argument("--rate", type=float, default=None, help="background uploads per second (default: by scale)")
+
+
 def main(argv=None) -> None:
-    options = parse_options("bench.b3_late", __doc__.splitlines()[0], argv=argv)
+    options = parse_options("bench.b3_late", __doc__.splitlines()[0], _add_arguments, argv=argv)
     django_setup(options)
     run(options).emit()
 
