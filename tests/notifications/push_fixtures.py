@@ -6,6 +6,7 @@ helpers are imported by name.
 
 import datetime as dt
 import json
+import time
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -17,6 +18,7 @@ from django.utils import timezone
 from notifications.devices import device_register
 from notifications.models import PushDelivery
 from notifications.push.channels import push_channel_set
+from notifications.push.delivery import push_later
 from tests.notifications.push_peers import ApnsPeer, FcmPeer, WebPushReceiver
 from tests.phone.server import case_visit_make, in_process_phone, notification_make, venue_make
 
@@ -118,3 +120,20 @@ def notifications_for(devices, *, risk="high"):
 
 def deliveries_of(notification):
     return list(PushDelivery.objects.filter(notification=notification).order_by("id"))
+
+
+def webpush_body(subscription):
+    """The PUT /api/v1/devices/me/push body for a receiver's subscription."""
+    return {"kind": "webpush", "subscription": subscription.as_json()}
+
+
+def push_now(notifications, capture):
+    """push_later in a transaction, and run what it registered on commit (``capture`` is
+    pytest-django's django_capture_on_commit_callbacks)."""
+    with capture(execute=True):
+        push_later(notification_ids=[notification.id for notification in notifications])
+
+
+def wait_until_due(delivery):
+    """Let a retrying delivery's backoff pass (a fraction of a second under push_settings)."""
+    time.sleep(max(0.0, (delivery.due_at - timezone.now()).total_seconds()) + 0.05)

@@ -1,29 +1,23 @@
 """APNs delivery against a local HTTP/2 server over TLS that checks every request's token and headers."""
 
-import time
-
 import pytest
-from django.utils import timezone
 
 from notifications.models import PushChannel, PushDelivery
-from notifications.push.delivery import push_later
 from notifications.push.tasks import push_reap
-from tests.notifications.push_fixtures import apns_token, deliveries_of, device_with_channel, notifications_for
+from tests.notifications.push_fixtures import (
+    apns_token,
+    deliveries_of,
+    device_with_channel,
+    notifications_for,
+    push_now,
+    wait_until_due,
+)
 
 pytestmark = pytest.mark.django_db
 
 
 def apns_device(n=0):
     return device_with_channel({"kind": "apns", "token": apns_token(n)})
-
-
-def push_now(notifications, capture):
-    with capture(execute=True):
-        push_later(notification_ids=[notification.id for notification in notifications])
-
-
-def wait_until_due(delivery):
-    time.sleep(max(0.0, (delivery.due_at - timezone.now()).total_seconds()) + 0.05)
 
 
 def test_a_background_push_goes_over_http2_with_a_valid_provider_token(apns_peer, django_capture_on_commit_callbacks):

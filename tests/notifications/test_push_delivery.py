@@ -18,14 +18,11 @@ from tests.notifications.push_fixtures import (
     device_with_channel,
     fcm_token,
     notifications_for,
+    webpush_body,
 )
 from tests.notifications.push_peers import b64u
 
 pytestmark = pytest.mark.django_db
-
-
-def webpush_body(subscription):
-    return {"kind": "webpush", "subscription": subscription.as_json()}
 
 
 def test_push_later_enqueues_one_task_per_batch_of_devices_on_commit(

@@ -1,14 +1,17 @@
 """FCM HTTP v1 delivery against a local OAuth token endpoint and messages:send that check every request."""
 
-import time
-
 import pytest
-from django.utils import timezone
 
 from notifications.models import PushChannel, PushDelivery
-from notifications.push.delivery import push_later
 from notifications.push.tasks import push_reap
-from tests.notifications.push_fixtures import deliveries_of, device_with_channel, fcm_token, notifications_for
+from tests.notifications.push_fixtures import (
+    deliveries_of,
+    device_with_channel,
+    fcm_token,
+    notifications_for,
+    push_now,
+    wait_until_due,
+)
 from tests.notifications.push_peers import FcmPeer
 
 pytestmark = pytest.mark.django_db
@@ -16,15 +19,6 @@ pytestmark = pytest.mark.django_db
 
 def fcm_device(n=0):
     return device_with_channel({"kind": "fcm", "token": fcm_token(n)})
-
-
-def push_now(notifications, capture):
-    with capture(execute=True):
-        push_later(notification_ids=[notification.id for notification in notifications])
-
-
-def wait_until_due(delivery):
-    time.sleep(max(0.0, (delivery.due_at - timezone.now()).total_seconds()) + 0.05)
 
 
 def test_a_wake_up_is_a_data_only_message_authorised_by_a_service_account_token(

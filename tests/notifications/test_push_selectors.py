@@ -7,13 +7,15 @@ from django.utils import timezone
 
 from notifications.push.delivery import push_later
 from notifications.push.selectors import push_delivery_summary
-from tests.notifications.push_fixtures import device_make, device_with_channel, fcm_token, notifications_for
+from tests.notifications.push_fixtures import (
+    device_make,
+    device_with_channel,
+    fcm_token,
+    notifications_for,
+    webpush_body,
+)
 
 pytestmark = pytest.mark.django_db
-
-
-def webpush_body(subscription):
-    return {"kind": "webpush", "subscription": subscription.as_json()}
 
 
 def test_the_dashboard_summary_counts_outcomes_by_status_and_kind(

@@ -12,16 +12,12 @@ from notifications.models import Case, CaseVisit, PushChannel, PushDelivery
 from notifications.push import delivery
 from notifications.push.delivery import push_later
 from notifications.push.tasks import push_deliver
-from tests.notifications.push_fixtures import deliveries_of, device_with_channel, notifications_for
+from tests.notifications.push_fixtures import deliveries_of, device_with_channel, notifications_for, webpush_body
 from tests.phone.server import venue_make
 from venues.codes import code_qr_text
 from venues.models import VenueCode
 
 pytestmark = pytest.mark.django_db
-
-
-def webpush_body(subscription):
-    return {"kind": "webpush", "subscription": subscription.as_json()}
 
 
 def test_publication_pushes_an_encrypted_pointer_that_leads_the_phone_to_its_notification(
