@@ -184,17 +184,32 @@ class WebPushTransport(Transport):
 
 
 class _CachedCredential:
-    """A credential shared by every transport of the process until shortly before it expires."""
+    """A credential shared by every transport of the process until shortly before it expires.
+
+    A failure to get one is remembered for FAILURE_SECONDS, so a batch of hundreds of pushes
+    meeting a broken token endpoint asks it once, not once per push.
+    """
+
+    FAILURE_SECONDS = 5.0
 
     def __init__(self):
         self._lock = threading.Lock()
         self._values = {}
+        self._failures = {}
 
     def get(self, key, make, *, margin):
         with self._lock:
+            error, until = self._failures.get(key, (None, 0.0))
+            if error is not None and time.time() < until:
+                raise error
             value, expires = self._values.get(key, (None, 0.0))
             if value is None or expires - time.time() < margin:
-                value, lifetime = make()
+                try:
+                    value, lifetime = make()
+                except TransportError as failure:
+                    self._failures[key] = (failure, time.time() + self.FAILURE_SECONDS)
+                    raise
+                self._failures.pop(key, None)
                 self._values[key] = (value, time.time() + lifetime)
             return value
 

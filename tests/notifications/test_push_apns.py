@@ -3,6 +3,7 @@
 import pytest
 
 from notifications.models import PushChannel, PushDelivery
+from notifications.push import delivery
 from notifications.push.tasks import push_reap
 from tests.notifications.push_fixtures import (
     apns_token,
@@ -74,3 +75,16 @@ def test_a_dead_token_deactivates_the_channel_and_stops(apns_peer, django_captur
     push_reap.delay()
     push_now(notifications_for([device]), django_capture_on_commit_callbacks)
     assert len(apns_peer.received) == 1
+
+
+def test_without_a_key_apns_is_disabled_and_the_device_polls(
+    apns_peer, push_settings, caplog, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(delivery, "_disabled_logged", set())
+    push_settings.PUSH_APNS_KEY_FILE = None
+    [notification] = notifications_for([apns_device()])
+    push_now([notification], django_capture_on_commit_callbacks)
+    assert apns_peer.received == []
+    [record] = deliveries_of(notification)
+    assert record.status == PushDelivery.Status.DISABLED
+    assert any("apns is disabled: PUSH_APNS_KEY_FILE" in line.getMessage() for line in caplog.records)

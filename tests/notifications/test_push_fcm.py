@@ -110,3 +110,26 @@ def test_retries_end_after_the_last_attempt_and_the_channel_stays(
     assert PushChannel.objects.get(device=device).active
     push_reap.delay()
     assert len(fcm_peer.received) == 2
+
+
+def test_a_refused_access_token_is_replaced_by_a_new_grant(fcm_peer, django_capture_on_commit_callbacks):
+    device = fcm_device()
+    push_now(notifications_for([device]), django_capture_on_commit_callbacks)
+    fcm_peer.access_tokens.clear()  # Google revoked the cached access token
+    [notification] = notifications_for([device])
+    push_now([notification], django_capture_on_commit_callbacks)
+    assert deliveries_of(notification)[0].status == PushDelivery.Status.RETRYING
+    wait_until_due(deliveries_of(notification)[0])
+    push_reap.delay()
+    assert deliveries_of(notification)[0].status == PushDelivery.Status.DELIVERED
+    assert [item.status for item in fcm_peer.for_address(fcm_token())] == [200, 200]
+    assert fcm_peer.token_grants == 2
+
+
+def test_a_broken_token_endpoint_is_asked_once_per_batch(fcm_peer, django_capture_on_commit_callbacks):
+    fcm_peer.credentials["client_email"] = "someone-else@example.com"  # the grant will not verify
+    devices = [fcm_device(n) for n in range(4)]
+    push_now(notifications_for(devices), django_capture_on_commit_callbacks)
+    refusals = [item for item in fcm_peer.received if item.address == "token"]
+    assert len(refusals) == 1
+    assert PushDelivery.objects.filter(status=PushDelivery.Status.RETRYING).count() == 4
