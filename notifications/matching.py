@@ -103,19 +103,32 @@ _UPSERT = sql.SQL(
 )
 
 # high if any matched exposure token is a slot token, else low (PROTOCOL §3).
-_RISK = sql.SQL("CASE WHEN MAX(CASE WHEN e.risk = 'high' THEN 1 ELSE 0 END) = 1 THEN 'high' ELSE 'low' END")
+_RISK = sql.SQL("CASE WHEN MAX(CASE WHEN m.risk = 'high' THEN 1 ELSE 0 END) = 1 THEN 'high' ELSE 'low' END")
 
 # Both directions select the same rows: they differ only in ``where``, which names the side
-# that drives the join. Only published cases match; a draft or withdrawn one drops out here.
+# that drives the join. ``live`` keeps the cases still published and, on PostgreSQL, takes
+# a FOR SHARE lock on just those (usually none: most uploads match nothing). That closes
+# the race with a withdrawal, which locks the case FOR UPDATE before marking its
+# notifications: if the withdrawal locked first, FOR SHARE waits for its commit and then
+# rechecks the status on the new row version, so nothing is inserted for a withdrawn case;
+# if this statement locked first, the withdrawal waits for this transaction and then sees
+# (and marks) what it inserted.
 _MATCH_SELECT = sql.SQL(
     """
-    SELECT v.device_id, e.case_visit_id, {risk}, 'active', %s, %s
-    FROM {visit} AS v
-    JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token
-    JOIN {case_visit} AS cv ON cv.id = e.case_visit_id
-    JOIN {case} AS c ON c.id = cv.case_id
-    WHERE {where} AND c.status = 'published'
-    GROUP BY v.device_id, e.case_visit_id
+    WITH matched AS MATERIALIZED (
+        SELECT v.device_id, e.case_visit_id, cv.case_id, e.risk
+        FROM {visit} AS v
+        JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token
+        JOIN {case_visit} AS cv ON cv.id = e.case_visit_id
+        WHERE {where}
+    ), live AS MATERIALIZED (
+        SELECT c.id FROM {case} AS c
+        WHERE c.id IN (SELECT case_id FROM matched) AND c.status = 'published'
+        {lock}
+    )
+    SELECT m.device_id, m.case_visit_id, {risk}, 'active', %s, %s
+    FROM matched AS m JOIN live ON live.id = m.case_id
+    GROUP BY m.device_id, m.case_visit_id
     """
 )
 
@@ -128,6 +141,8 @@ def _match_select(where: sql.Composable) -> sql.Composable:
         case_visit=_table(CaseVisit),
         case=_table(Case),
         where=where,
+        # SQLite has no row locks: its writers are serialised by the database lock.
+        lock=sql.SQL("FOR SHARE OF c" if connection.vendor == "postgresql" else ""),
     )
 
 
@@ -144,7 +159,7 @@ def uploads_match_statement(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -
     db_dates = _db_dates(dates)
     where = sql.SQL("v.device_id = %s AND v.date IN ({dates})").format(dates=_placeholders(len(db_dates)))
     now = _db_now()
-    return _match_select(where), [now, now, Device._meta.pk.get_db_prep_value(device_id, connection), *db_dates]
+    return _match_select(where), [Device._meta.pk.get_db_prep_value(device_id, connection), *db_dates, now, now]
 
 
 def uploads_match(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> list[int]:
@@ -168,7 +183,7 @@ def publication_match_statement(*, case_visit_ids: Sequence[int], date: dt.date)
         case_visits=_placeholders(len(case_visit_ids))
     )
     now = _db_now()
-    return _match_select(where), [now, now, *case_visit_ids, db_date, db_date]
+    return _match_select(where), [*case_visit_ids, db_date, db_date, now, now]
 
 
 def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[int]:

@@ -1,5 +1,8 @@
 """Uploads racing a publication, in separate connections: no expected match may be lost.
 
+Then a withdrawal racing matching: the case row lock orders them, so no notification of a
+withdrawn case stays active.
+
 Each thread has its own database connection (Django's are per thread), so each transaction
 cannot see the other's rows until it commits. Tasks run eagerly in the committing thread,
 right after its commit, as a worker would pick them up. Two interleavings are forced with
@@ -17,9 +20,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from notifications.cases import case_publish
+from notifications.cases import case_publish, case_withdraw
 from notifications.devices import device_register
-from notifications.models import Case, CaseVisit, Notification
+from notifications.matching import uploads_match
+from notifications.models import Case, CaseVisit, Notification, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
 from notifications.visits import visit_tokens_ingest
 from tests.phone.derivation import visit_tokens
@@ -160,3 +164,72 @@ def test_a_publication_committed_after_the_upload_matched_still_finds_it(scene):
 
 def test_concurrent_uploads_and_publication_lose_no_match(scene):
     assert all(_round_free(*scene, f"free-{n}") for n in range(ROUNDS))
+
+
+# --- a withdrawal racing matching ------------------------------------------------------------
+
+
+def _wait_until_blocked(query_fragment):
+    """Wait until another connection's statement containing ``query_fragment`` waits on a lock."""
+    with connection.cursor() as cursor:
+        for _ in range(600):
+            cursor.execute("SELECT pg_stat_clear_snapshot()")
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+                [f"%{query_fragment}%"],
+            )
+            if cursor.fetchone()[0]:
+                return
+            threading.Event().wait(0.1)
+    raise AssertionError(f"no statement with {query_fragment!r} ever waited")
+
+
+def _published(venue, noon, reference):
+    case = _new_case(venue, noon, reference)
+    case_publish(case=case, actor=None)  # no tokens stored yet: matches nothing
+    return case
+
+
+def test_an_upload_matched_while_its_case_is_being_withdrawn_stays_unnotified(scene):
+    venue, vk, noon = scene
+    case = _published(venue, noon, "withdrawn-during-upload")
+    device, _ = device_register()
+    withdrawn = threading.Barrier(2, timeout=60)
+
+    def withdraw_held_open():
+        with transaction.atomic():
+            case_withdraw(case=case, actor=None)
+            withdrawn.wait()
+            _wait_until_blocked("WITH matched")  # the upload's match waits for our commit
+
+    def upload():
+        withdrawn.wait()
+        visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
+
+    _run_all([withdraw_held_open, upload])
+    assert not Notification.objects.filter(case_visit__case=case, status="active").exists()
+
+
+def test_a_match_committed_while_its_case_is_being_withdrawn_is_marked_withdrawn(scene):
+    venue, vk, noon = scene
+    case = _published(venue, noon, "withdrawn-during-match")
+    device, _ = device_register()
+    VisitToken.objects.bulk_create(
+        VisitToken(date=date, token=token, device=device)
+        for date, tokens in _visit_days(vk, noon).items()
+        for token in tokens
+    )
+    matched = threading.Barrier(2, timeout=60)
+
+    def match_held_open():
+        with transaction.atomic():
+            assert uploads_match(device_id=device.pk, dates=[noon.date()])
+            matched.wait()
+            _wait_until_blocked("FOR UPDATE")  # the withdrawal waits for our commit
+
+    def withdraw():
+        matched.wait()
+        case_withdraw(case=case, actor=None)
+
+    _run_all([match_held_open, withdraw])
+    assert list(Notification.objects.filter(case_visit__case=case).values_list("status", flat=True)) == ["withdrawn"]
