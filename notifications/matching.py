@@ -24,8 +24,12 @@ before P's task took its snapshot, P's task sees U's tokens. Otherwise U committ
 task started, hence after P committed, so U's task sees P's exposures. Either way one of
 the two statements joins the pair; if both do, the unique key makes the second a no-op (or
 an upgrade). The same key makes a redelivered task (``acks_late``, worker killed) harmless.
+A withdrawal racing a matching statement is ordered by the case row: the statement takes
+FOR SHARE on the cases it matched, the withdrawal FOR UPDATE (see ``_MATCH_SELECT``), so
+no notification of a withdrawn case is left active. Both races are tested in
+tests/notifications/test_matching_race.py, with each transaction held open in turn.
 
-Every join and key leads with ``date``: on PostgreSQL VisitToken is partitioned by it
+Every join between the two token sets includes ``date``: on PostgreSQL VisitToken is partitioned by it
 (notifications/partitions.py), so a statement touches one day's partition, and a
 distributed PostgreSQL (Citus) could place each date's tokens on one node.
 
