@@ -106,6 +106,8 @@ class Transport:
         self.client.close()
 
     def _post(self, url, **kwargs) -> httpx.Response:
+        # httpx follows no redirects unless asked: a push service answering 3xx cannot send
+        # the server to an address the allow-list never saw (a 3xx counts as a permanent failure).
         try:
             return self.client.post(url, **kwargs)
         except httpx.TimeoutException as error:

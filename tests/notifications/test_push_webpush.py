@@ -12,7 +12,13 @@ from notifications.models import Case, CaseVisit, PushChannel, PushDelivery
 from notifications.push import delivery
 from notifications.push.delivery import push_later
 from notifications.push.tasks import push_deliver
-from tests.notifications.push_fixtures import deliveries_of, device_with_channel, notifications_for, webpush_body
+from tests.notifications.push_fixtures import (
+    deliveries_of,
+    device_with_channel,
+    notifications_for,
+    push_now,
+    webpush_body,
+)
 from tests.phone.server import venue_make
 from venues.codes import code_qr_text
 from venues.models import VenueCode
@@ -165,3 +171,22 @@ def test_without_a_vapid_key_web_push_is_disabled_with_one_log_line(
     assert PushDelivery.objects.filter(status=PushDelivery.Status.DISABLED).count() == 2
     [line] = [record.getMessage() for record in caplog.records if "disabled" in record.getMessage()]
     assert "webpush" in line and "PUSH_VAPID_PRIVATE_KEY" in line
+
+
+def test_a_refused_connection_is_retried(webpush_receiver, django_capture_on_commit_callbacks):
+    [notification] = notifications_for([device_with_channel(webpush_body(webpush_receiver.subscribe()))])
+    webpush_receiver.close()  # the push service is down: connections are refused
+    push_now([notification], django_capture_on_commit_callbacks)
+    [record] = deliveries_of(notification)
+    assert record.status == PushDelivery.Status.RETRYING
+    assert "connection failed" in record.last_error
+
+
+def test_a_redirect_is_not_followed(webpush_receiver, django_capture_on_commit_callbacks):
+    subscription = webpush_receiver.subscribe()
+    webpush_receiver.script(subscription.endpoint, [(307, None, {"Location": f"{webpush_receiver.url}/elsewhere"})])
+    [notification] = notifications_for([device_with_channel(webpush_body(subscription))])
+    push_now([notification], django_capture_on_commit_callbacks)
+    assert [push.address for push in webpush_receiver.received] == [subscription.endpoint]
+    [record] = deliveries_of(notification)
+    assert (record.status, record.last_error) == (PushDelivery.Status.FAILED, "webpush answered 307")
