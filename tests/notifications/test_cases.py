@@ -10,6 +10,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from leavehome.models import AuditEntry
+from notifications import matching
 from notifications.cases import (
     CaseStateError,
     case_publish,
@@ -21,7 +22,7 @@ from notifications.cases import (
 )
 from notifications.devices import device_register
 from notifications.exposures import case_visit_exposures
-from notifications.models import Case, CaseVisit, ExposureFeedItem, ExposureToken, Notification
+from notifications.models import Case, CaseVisit, ExposureFeedItem, ExposureToken, MatchingRun, Notification
 from notifications.tasks import publish_case
 from notifications.tokens import b64u_encode
 from notifications.visits import visit_tokens_ingest
@@ -139,6 +140,29 @@ def test_a_publication_that_cannot_succeed_is_refused_before_queueing(
     with django_capture_on_commit_callbacks() as callbacks, pytest.raises(ValidationError):
         case_publish_later(case=draft, actor=official)
     assert callbacks == []
+
+
+def test_a_big_publication_is_shared_out_in_one_task_per_date_and_batch(
+    draft, venue, official, yesterday_noon, monkeypatch, django_capture_on_commit_callbacks
+):
+    monkeypatch.setattr(matching, "CASE_VISIT_BATCH", 2)
+    before = yesterday_noon - dt.timedelta(days=1)
+    for start in (yesterday_noon + dt.timedelta(hours=2), before, before + dt.timedelta(hours=2)):
+        CaseVisit.objects.create(case=draft, venue=venue, start=start, end=start + dt.timedelta(minutes=30))
+    device, _ = device_register()
+    start = int(before.timestamp())
+    visit_tokens_ingest(
+        device=device, days=visit_tokens(vk_decrypt(venue.codes.get()), start, start + 600, settings.TIME_ZONE)
+    )
+
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        case_publish(case=draft, actor=official)
+
+    # Two visits on each of two dates, two per batch: one task per date.
+    assert len(callbacks) == 2
+    assert MatchingRun.objects.filter(case=draft).count() == 2
+    # Within the 12:00 window (high) and on the date of the 14:00 one (low).
+    assert sorted(Notification.objects.values_list("device_id", "risk")) == [(device.pk, "high"), (device.pk, "low")]
 
 
 def test_a_case_can_be_published_once(draft, official):
