@@ -139,10 +139,13 @@ def _deliveries_record(notification_ids, now):
 
 def _deliveries_claim(notification_ids, now, claim):
     """Claim the due, unfinished deliveries of these notifications: the one conditional write that
-    makes a duplicated task harmless (two claims cannot both match a row)."""
-    PushDelivery.objects.filter(
-        notification_id__in=notification_ids, status__in=UNFINISHED, due_at__lte=now, channel__active=True
-    ).update(
+    makes a duplicated task harmless (two claims cannot both match a row).
+
+    The conditions stay on the updated table itself (no join, which Django would turn into
+    ``id IN (subquery)``): PostgreSQL then re-checks ``status`` and ``due_at`` on a row another
+    transaction has just claimed, and skips it, instead of trusting a subquery's old snapshot.
+    """
+    PushDelivery.objects.filter(notification_id__in=notification_ids, status__in=UNFINISHED, due_at__lte=now).update(
         status=PushDelivery.Status.SENDING,
         claim=claim,
         due_at=now + timedelta(seconds=settings.PUSH_CLAIM_SECONDS),
@@ -173,7 +176,10 @@ def _pushes_send(channels, messages):
         with ThreadPoolExecutor(max_workers=settings.PUSH_CONCURRENCY) as pool:
             for channel in channels:
                 transport = transports[channel["kind"]]
-                if transport is None:
+                if not channel["active"]:
+                    # Deactivated after its deliveries were recorded (another batch found it dead).
+                    results[channel["id"]] = TransportError("channel deactivated", permanent=True)
+                elif transport is None:
                     results[channel["id"]] = TransportDisabled(f"{channel['kind']} is not configured")
                 else:
                     jobs.append((channel["id"], pool.submit(_send_one, transport, channel, messages[channel["id"]])))
@@ -261,7 +267,7 @@ def push_deliver_batch(*, notification_ids) -> BatchReport:
     if not claimed:
         return BatchReport()
     channels = list(
-        PushChannel.objects.filter(id__in=list(claimed)).values("id", "device_id", "kind", "address_sealed")
+        PushChannel.objects.filter(id__in=list(claimed)).values("id", "device_id", "kind", "address_sealed", "active")
     )
     messages = {
         channel_id: {
@@ -299,7 +305,7 @@ def push_test_send(*, device) -> str:
         return "The device has no push channel; it polls."
     if not channel.active:
         return f"The device's {channel.kind} channel is inactive ({channel.deactivated_reason}); it polls."
-    values = {"id": channel.id, "device_id": channel.device_id, "kind": channel.kind}
+    values = {"id": channel.id, "device_id": channel.device_id, "kind": channel.kind, "active": True}
     values["address_sealed"] = channel.address_sealed
     error = _pushes_send([values], {channel.id: {"type": MESSAGE_TYPE_TEST, "poll": POLL_PATH, "ids": []}})[channel.id]
     if error is None:

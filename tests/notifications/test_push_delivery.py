@@ -2,14 +2,18 @@
 
 import datetime as dt
 import io
+import threading
+import time
+import uuid
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from django.core.management import CommandError, call_command
+from django.db import connection, transaction
 from django.utils import timezone
 
 from notifications.models import Notification, PushChannel, PushDelivery
-from notifications.push.delivery import push_later, retry_delay_seconds
+from notifications.push.delivery import _deliveries_claim, _deliveries_record, push_later, retry_delay_seconds
 from notifications.push.tasks import push_reap
 from tests.notifications.push_fixtures import (
     apns_token,
@@ -149,3 +153,34 @@ def test_a_dead_channel_fails_its_other_unfinished_deliveries(fcm_peer, django_c
     PushDelivery.objects.update(due_at=timezone.now() - dt.timedelta(seconds=1))
     push_reap.delay()
     assert len(fcm_peer.received) == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_tasks_claiming_the_same_deliveries_at_once_claim_them_once(webpush_receiver):
+    notifications = notifications_for(
+        [device_with_channel(webpush_body(webpush_receiver.subscribe())) for _ in range(3)]
+    )
+    ids = [notification.id for notification in notifications]
+    _deliveries_record(ids, timezone.now())
+    first_claimed = threading.Event()
+    claims = {}
+
+    def claim(name, hold):
+        try:
+            with transaction.atomic():
+                claims[name] = uuid.uuid4()
+                _deliveries_claim(ids, timezone.now(), claims[name])
+                if hold:
+                    first_claimed.set()
+                    time.sleep(0.5)  # the other claim now waits on these rows' locks
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=claim, args=("first", True))
+    holder.start()
+    first_claimed.wait(10)
+    claim("second", False)  # blocks until the first commits, then re-checks the rows
+    holder.join()
+    assert PushDelivery.objects.filter(claim=claims["first"]).count() == 3
+    assert PushDelivery.objects.filter(claim=claims["second"]).count() == 0
