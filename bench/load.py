@@ -140,6 +140,17 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def _threads_run(threads: list, result: LoadResult, started: float, cpu_started: float) -> LoadResult:
+    """Start the load threads, wait for all, and stamp the run's wall and client CPU time."""
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    result.seconds = time.perf_counter() - started
+    result.client_cpu_seconds = _cpu_seconds() - cpu_started
+    return result
+
+
 def uploads_run(
     base_url: str,
     work: list[tuple],
@@ -202,13 +213,7 @@ def uploads_run(
             http.close()
 
     threads = [threading.Thread(target=worker, args=(index,), daemon=True) for index in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    result.seconds = time.perf_counter() - started
-    result.client_cpu_seconds = _cpu_seconds() - cpu_started
-    return result
+    return _threads_run(threads, result, started, cpu_started)
 
 
 def noop_run(base_url: str, *, concurrency: int, seconds: float, path: str = "/api/v1/config") -> LoadResult:
@@ -233,13 +238,7 @@ def noop_run(base_url: str, *, concurrency: int, seconds: float, path: str = "/a
                         result.errors.append(response.status_code)
 
     threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    result.seconds = time.perf_counter() - started
-    result.client_cpu_seconds = _cpu_seconds() - cpu_started
-    return result
+    return _threads_run(threads, result, started, cpu_started)
 
 
 @contextmanager
