@@ -32,7 +32,8 @@ from venues.keystore import vk_decrypt
 from venues.models import VenueCode
 from venues.services import venue_register
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+# serialized_rollback: restore what data migrations created (groups) for the tests after.
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 ZONE = ZoneInfo(settings.TIME_ZONE)
 ROUNDS = 6

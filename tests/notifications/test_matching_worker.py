@@ -18,7 +18,6 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 from django.utils import timezone
-from kombu import pools
 
 from notifications.cases import case_publish
 from notifications.devices import device_register
@@ -31,17 +30,14 @@ from venues.keystore import vk_decrypt
 from venues.models import VenueCode
 from venues.services import venue_register
 
-pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.postgres,
+    pytest.mark.broker,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 ZONE = ZoneInfo(settings.TIME_ZONE)
 WAIT_SECONDS = 60
-
-
-@pytest.fixture(autouse=True)
-def _fresh_kombu_pools():
-    # A previous live_worker's teardown closes connection pools that kombu's global
-    # registry still hands out ("Acquire on closed pool"); start from a clean registry.
-    pools.reset()
 
 
 def _wait_for(condition, what):
