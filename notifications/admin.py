@@ -20,7 +20,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from notifications import cases
-from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification, PushDelivery, VisitToken
+from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification, VisitToken
+from notifications.push.selectors import push_delivery_summary
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
 IMPORT_MAX_BYTES = 256 * 1024
@@ -212,5 +213,5 @@ def dashboard_figures() -> dict:
         "cases": _counts(Case.objects.all(), "status"),
         "matches": _counts(Notification.objects.all(), "risk", "status"),
         "runs": list(MatchingRun.objects.select_related("case")[:20]),
-        "deliveries": _counts(PushDelivery.objects.all(), "channel__kind", "status"),
+        "push": push_delivery_summary(),
     }

@@ -169,6 +169,7 @@ def test_the_dashboard_shows_the_figures(official_client, draft, django_capture_
     assert page.status_code == 200
     assert page.context["cases"] == [{"status": "published", "total": 1}]
     assert len(page.context["runs"]) == 1
+    assert page.context["push"]["deliveries"]["delivered"] == 0  # no phone had a push channel
     assert "Last matching runs" in page.content.decode()
 
 
