@@ -15,12 +15,14 @@ distinct tokens they sent, and none of them was notified (their venues have no c
 """
 
 import datetime as dt
+import os
 import random
 import threading
 import time
 
 from bench import datagen, load
 from bench.common import Options, Report, Stopwatch, check, django_setup, fmt, parse_options, rate
+from bench.processes import CpuMeter, database_backends, descendants
 
 SIZES = {
     "small": {"preload": 50_000, "phones": 100, "uploads": 300, "concurrency": 8, "web_workers": 3, "noop": 2.0},
@@ -153,10 +155,18 @@ def run(options: Options) -> Report:
         work = work_items(phones, codes, sizes["uploads"], seed=sizes["uploads"])
         warmup = work_items(phones, codes, 2 * sizes["concurrency"], seed=1)
         load.uploads_run(stack.base_url, warmup, concurrency=sizes["concurrency"])
+        meter = CpuMeter({
+            "gunicorn (master and workers)": lambda: descendants(stack.web.pid),
+            "Celery worker (matching tasks)": lambda: [p for w in stack.workers for p in descendants(w.pid)],
+            "PostgreSQL backends of this database": database_backends,
+            "load generator (this process)": lambda: [os.getpid()],
+        })  # fmt: skip
         with RssSampler(stack):
+            meter.start()
             result = load.uploads_run(stack.base_url, work, concurrency=sizes["concurrency"])
             backlog = stack.backlog()
             drain_seconds = load.drain(stack)
+            cpu = meter.stop()
             noop = load.noop_run(stack.base_url, concurrency=sizes["concurrency"], seconds=sizes["noop"])
         memory = rss_rows(stack)
 
@@ -192,6 +202,12 @@ def run(options: Options) -> Report:
             ["stored rows of the phones, distinct", f"{fmt(rows)}, {fmt(distinct)}", "", "", ""],
             ["visit tokens stored before the run", fmt(stored_before), "", "", ""],
         ],
+    )  # fmt: skip
+    report.table(
+        "Where the CPU went, uploads and the matching backlog they left (CPU ms per upload)",
+        ["processes", "CPU s", "ms per upload", "share"],
+        [[name, f"{seconds:.1f}", f"{seconds * 1000 / max(1, result.requests):.1f}",
+          f"{seconds / max(1e-9, sum(cpu.values())):.0%}"] for name, seconds in cpu.items()],
     )  # fmt: skip
     report.table("Peak RSS (MiB)", ["process", "largest worker", "master", "target"], memory)
     if loaded:

@@ -28,7 +28,7 @@ import httpx
 
 from bench import datagen, load
 from bench.common import PROJECT_DIR, Options, Report, Stopwatch, check, django_setup, fmt, parse_options, rate
-from bench.processes import celery_worker_start, free_port
+from bench.processes import CpuMeter, celery_worker_start, descendants, free_port
 
 SIZES = {"small": 400, "medium": 20_000, "full": 100_000}
 KEYPAIRS = 40
@@ -152,7 +152,9 @@ def fan_out(options: Options, devices: list, case_visit, receiver: str, processe
     queue = f"bench-push-{uuid.uuid4().hex[:8]}"
     environment = load.worker_environment(options.database_url, queue)
     workers = [celery_worker_start(environment, queue=queue, name=f"push{i}") for i in range(processes)]
+    meter = CpuMeter({"workers": lambda: [pid for worker in workers for pid in descendants(worker.pid)]})
     try:
+        meter.start()
         with load.tasks_to_broker(queue), transaction.atomic():
             push_later(notification_ids=ids)
         started = time.perf_counter()  # the tasks are sent on the commit above
@@ -166,13 +168,15 @@ def fan_out(options: Options, devices: list, case_visit, receiver: str, processe
                 worker.sample_rss()
             time.sleep(0.1)
         seconds = time.perf_counter() - started
+        worker_cpu = meter.stop()["workers"]
         rss = max(worker.peak_rss()[0] for worker in workers)
     finally:
         for worker in workers:
             worker.stop()
     stats = httpx.get(f"{receiver}/stats").json()
     samples = httpx.get(f"{receiver}/samples").json()["samples"]
-    return {"ids": ids, "delivered": done, "seconds": seconds, "stats": stats, "samples": samples, "rss": rss}
+    return {"ids": ids, "delivered": done, "seconds": seconds, "stats": stats, "samples": samples, "rss": rss,
+            "cpu": worker_cpu}  # fmt: skip
 
 
 def verify_samples(samples: list, keys: list, notification_of: dict) -> int:
@@ -255,7 +259,9 @@ def run(options: Options) -> Report:
             checked += verify_samples(result["samples"], keys, notification_of)
             label = f"{processes} worker process{'es' if processes > 1 else ''}"
             seconds = result["seconds"]
-            rows.append([label, fmt(size), f"{seconds:.2f}", fmt(rate(size, seconds)), f"{result['rss']:.0f}"])
+            cpu_ms = result["cpu"] * 1000 / size
+            rows.append([label, fmt(size), f"{seconds:.2f}", fmt(rate(size, seconds)), f"{cpu_ms:.2f}",
+                         f"{result['rss']:.0f}"])  # fmt: skip
         encryption = limit_encryption(keys)
         bare = limit_receiver(receiver)
     finally:
@@ -263,7 +269,14 @@ def run(options: Options) -> Report:
         receiver_process.wait(timeout=10)
     report.table(
         "Fan-out (commit of push_later → last delivery recorded)",
-        ["workers (prefork, concurrency 1)", "notifications", "seconds", "deliveries/s", "peak RSS MiB"],
+        [
+            "workers (prefork, concurrency 1)",
+            "notifications",
+            "seconds",
+            "deliveries/s",
+            "worker CPU ms per push",
+            "peak RSS MiB",
+        ],
         rows,
     )
     report.table(

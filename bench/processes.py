@@ -63,6 +63,48 @@ def peak_rss_mib(pid: int) -> float:
     return 0.0
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids) -> dict[int, float]:
+    """User + system CPU seconds used so far by each of ``pids`` (gone ones are left out)."""
+    used = {}
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        used[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
+    return used
+
+
+def database_backends() -> list[int]:
+    """The PostgreSQL backends connected to this benchmark's database (the servers' and ours)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        return [row[0] for row in cursor.fetchall()]
+
+
+class CpuMeter:
+    """CPU seconds used between ``start()`` and ``stop()`` by groups of processes, by name."""
+
+    def __init__(self, groups):
+        self.groups = groups  # name → callable returning the group's pids now
+        self.before: dict[str, dict[int, float]] = {}
+        self.used: dict[str, float] = {}
+
+    def start(self) -> None:
+        self.before = {name: cpu_seconds(pids()) for name, pids in self.groups.items()}
+
+    def stop(self) -> dict[str, float]:
+        for name, pids in self.groups.items():
+            now = cpu_seconds(pids())
+            self.used[name] = sum(seconds - self.before[name].get(pid, 0.0) for pid, seconds in now.items())
+        return self.used
+
+
 class ServerProcess:
     """A started server; ``peak_rss()`` is read before ``stop()`` (the kernel forgets a dead process)."""
 
