@@ -24,6 +24,8 @@ DEFAULT_PARTITION = f"{PARENT}_default"
 # Uploads may name dates up to today + 1 (PROTOCOL §4); one more day covers the time zone
 # edge and a beat run that is late.
 PARTITIONS_AHEAD = 3
+# How long dropping a partition may wait for its lock before giving up (and retrying later).
+DROP_LOCK_TIMEOUT = "5s"
 # Any constant distinct from other advisory locks of the project.
 _ADVISORY_LOCK_KEY = 0x4C48_5054  # "LHPT"
 
@@ -94,9 +96,16 @@ def visit_token_partitions_before(cutoff: dt.date) -> list[tuple[str, dt.date]]:
 
 
 def visit_token_partition_drop(name: str) -> None:
-    """Detach and drop one daily partition (retention); the catalogue change is instant."""
+    """Detach and drop one daily partition (retention); the catalogue change is instant.
+
+    DETACH takes an ACCESS EXCLUSIVE lock on the parent (CONCURRENTLY is refused while a
+    DEFAULT partition exists). The lock is held for a moment only, but while it waits for
+    running statements every new upload would queue behind it, so it gives up after
+    ``DROP_LOCK_TIMEOUT`` and the purge task retries later (OperationalError is retried).
+    """
     _known_dates.clear()
     with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('lock_timeout', %s, true)", [DROP_LOCK_TIMEOUT])  # SET LOCAL
         cursor.execute(
             sql.SQL("ALTER TABLE {parent} DETACH PARTITION {child}")
             .format(parent=sql.Identifier(PARENT), child=sql.Identifier(name))
