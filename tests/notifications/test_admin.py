@@ -98,6 +98,14 @@ def test_staff_without_the_permission_cannot_see_or_publish_cases(client, draft)
     assert draft.status == Case.Status.DRAFT
 
 
+def test_venue_administrators_see_nothing_of_cases(client, draft):
+    importlib.import_module("venues.migrations.0003_venue_administrators_group").create_group(django_apps, None)
+    client.force_login(_staff("venue-admin", group="Venue administrators"))
+    assert client.get(reverse("admin:index")).status_code == 200
+    assert client.get(reverse("admin:notifications_case_changelist")).status_code == 403
+    assert b"notifications/case" not in client.get(reverse("admin:index")).content
+
+
 def test_an_official_who_may_edit_but_not_publish_gets_no_publish_action(client, draft):
     editor = _staff("editor")
     editor.user_permissions.add(
