@@ -32,8 +32,7 @@ from venues.keystore import vk_decrypt
 from venues.models import VenueCode
 from venues.services import venue_register
 
-# serialized_rollback: restore what data migrations created (groups) for the tests after.
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
 ZONE = ZoneInfo(settings.TIME_ZONE)
 ROUNDS = 6

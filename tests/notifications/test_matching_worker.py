@@ -33,7 +33,7 @@ from venues.services import venue_register
 pytestmark = [
     pytest.mark.postgres,
     pytest.mark.broker,
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 
 ZONE = ZoneInfo(settings.TIME_ZONE)
