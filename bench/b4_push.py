@@ -73,7 +73,7 @@ def receiver_start() -> tuple[subprocess.Popen, str]:
 # Channels beyond this many are written in bulk with the push engineer's own sealing functions
 # (the rows push_channel_set writes, without its per-row transaction): registration is setup,
 # not what B4 measures, and one by one it would take longer than the fan-out at 100,000.
-SERVICE_CHANNELS = 500
+SERVICE_CHANNELS = 200
 
 
 def channels_register(count: int, keys: list, receiver: str) -> tuple[list, float, int]:
