@@ -89,9 +89,7 @@ def test_purge_deletes_only_old_dates():
 
 
 @pytest.mark.postgres
-# serialized_rollback: the flush after a transactional test would delete data-migration rows
-# (permission groups) that later tests rely on.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_reader_never_sees_a_later_id_before_an_earlier_one_commits():
     """Two publications append concurrently; A allocates first and commits last.
 

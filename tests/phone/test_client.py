@@ -81,7 +81,7 @@ def test_upload_is_split_at_max_tokens_per_upload(venue_and_text, settings):
     assert VisitToken.objects.filter(device_id=device.device_id).count() == 17
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_the_phone_works_against_a_live_server(live_server, settings):
     """Over real HTTP, as the benchmarks use it: a base_url instead of an in-process transport."""
     settings.SITE_URL = live_server.url
