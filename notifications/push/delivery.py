@@ -115,13 +115,14 @@ def retry_delay_seconds(attempts: int, retry_after: float | None = None) -> floa
 
 
 def _transport_make(kind):
+    """The transport of that kind, or the TransportDisabled saying why there is none (logged once per process)."""
     try:
         return TRANSPORTS[kind]()
     except TransportDisabled as error:
         if kind not in _disabled_logged:
             _disabled_logged.add(kind)
             logger.warning("Push over %s is disabled: %s. Its devices will poll instead.", kind, error)
-        return None
+        return error
 
 
 def _deliveries_record(notification_ids, now):
@@ -179,15 +180,15 @@ def _pushes_send(channels, messages):
                 if not channel["active"]:
                     # Deactivated after its deliveries were recorded (another batch found it dead).
                     results[channel["id"]] = TransportError("channel deactivated", permanent=True)
-                elif transport is None:
-                    results[channel["id"]] = TransportDisabled(f"{channel['kind']} is not configured")
+                elif isinstance(transport, TransportDisabled):
+                    results[channel["id"]] = transport
                 else:
                     jobs.append((channel["id"], pool.submit(_send_one, transport, channel, messages[channel["id"]])))
             for channel_id, job in jobs:
                 results[channel_id] = job.result()
     finally:
         for transport in transports.values():
-            if transport is not None:
+            if not isinstance(transport, TransportDisabled):
                 transport.close()
     return results
 

@@ -141,6 +141,9 @@ class WebPushTransport(Transport):
             self.vapid = vapid_key_load(settings.PUSH_VAPID_PRIVATE_KEY)
         except Exception as error:  # any unreadable key means the same: this transport is off
             raise TransportDisabled(f"PUSH_VAPID_PRIVATE_KEY cannot be read ({type(error).__name__})") from error
+        if not settings.PUSH_VAPID_SUBJECT.startswith(("mailto:", "https:")):
+            # RFC 8292 §2.1: the push services' way to reach the operator.
+            raise TransportDisabled("PUSH_VAPID_SUBJECT must be a mailto: or https: URI")
         self.subject = settings.PUSH_VAPID_SUBJECT
         self._authorizations = {}
         super().__init__()
@@ -240,8 +243,8 @@ class FcmTransport(Transport):
             with open(path, encoding="utf-8") as credentials_file:
                 credentials = json.load(credentials_file)
             self.client_email = credentials["client_email"]
-            self.private_key = credentials["private_key"]
-        except (OSError, ValueError, KeyError) as error:
+            self.private_key = serialization.load_pem_private_key(credentials["private_key"].encode(), password=None)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
             raise TransportDisabled(f"PUSH_FCM_CREDENTIALS_FILE cannot be used ({type(error).__name__})") from error
         self.private_key_id = credentials.get("private_key_id")
         project = settings.PUSH_FCM_PROJECT_ID or credentials.get("project_id")

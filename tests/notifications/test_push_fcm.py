@@ -133,3 +133,17 @@ def test_a_broken_token_endpoint_is_asked_once_per_batch(fcm_peer, django_captur
     refusals = [item for item in fcm_peer.received if item.address == "token"]
     assert len(refusals) == 1
     assert PushDelivery.objects.filter(status=PushDelivery.Status.RETRYING).count() == 4
+
+
+def test_unusable_credentials_disable_fcm_instead_of_failing_every_push(
+    fcm_peer, push_settings, tmp_path, django_capture_on_commit_callbacks
+):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"client_email": "push@example.com", "private_key": "not a key", "project_id": "p"}')
+    push_settings.PUSH_FCM_CREDENTIALS_FILE = str(broken)
+    [notification] = notifications_for([fcm_device()])
+    push_now([notification], django_capture_on_commit_callbacks)
+    [delivery] = deliveries_of(notification)
+    assert delivery.status == PushDelivery.Status.DISABLED
+    assert "PUSH_FCM_CREDENTIALS_FILE cannot be used" in delivery.last_error
+    assert fcm_peer.received == []
