@@ -56,6 +56,13 @@ class DeviceAPIView(PhoneAPIView):
     authentication_classes = [DeviceAuthentication]
     permission_classes = [IsDevice]
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        # A device's answers are its own (notifications name venues and times): no cache,
+        # shared or private, may keep them.
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response
+
 
 class ConfigView(PhoneAPIView):
     @extend_schema(operation_id="config", responses={200: s.ConfigSerializer}, tags=["app"])
@@ -163,7 +170,7 @@ class NotificationListView(DeviceAPIView):
         """This device's notifications, newest first; with ``since``, only those changed after it."""
         query = s.NotificationQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        cursor = notification_cursor_now()
+        cursor = notification_cursor_now()  # before the read: what commits meanwhile is after it
         items = device_notifications(device=request.user, since=query.validated_data.get("since"))
         body = {"items": items, "cursor": cursor}
         return Response(s.NotificationListSerializer(body).data)

@@ -68,6 +68,7 @@ def test_item_has_exactly_the_protocol_fields(api, scene):
     assert answer.status_code == 200
     body = answer.json()
     assert set(body) == {"items", "cursor"}
+    assert answer["Cache-Control"] == "no-store"
     (item,) = body["items"]
     notification = Notification.objects.get()
     offset = timezone.localtime(scene["noon"]).strftime("%z")
