@@ -21,7 +21,10 @@ from notifications.tokens import TOKEN_BYTES, b64u_decode, b64u_encode
 
 # 16 bytes in b64u: 22 characters, the last of which carries 2 bits and 4 zero bits.
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{21}[AQgw]$"  # noqa: S105 (a regex, not a secret)
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")  # used with fullmatch: no trailing newline slips by
+# Bad tokens named per list: enough to fix an app, bounded so a garbage upload of thousands
+# of tokens does not get an answer as large as itself.
+MAX_TOKEN_ERRORS = 20
 
 
 class StrictSerializer(serializers.Serializer):
@@ -50,7 +53,7 @@ class LocalDateField(serializers.DateField):
     """A local date written exactly ``YYYY-MM-DD`` (no other ISO 8601 spelling)."""
 
     def to_internal_value(self, value):
-        if not isinstance(value, str) or not _DATE_RE.match(value):
+        if not isinstance(value, str) or not _DATE_RE.fullmatch(value):
             self.fail("invalid", format="YYYY-MM-DD")
         return super().to_internal_value(value)
 
@@ -74,6 +77,8 @@ class TokenListField(serializers.Field):
             raise serializers.ValidationError("Must be a list of tokens.", code="invalid")
         tokens, errors = [], {}
         for index, text in enumerate(data):
+            if len(errors) == MAX_TOKEN_ERRORS:
+                break
             try:
                 raw = b64u_decode(text)
             except (ValueError, TypeError):

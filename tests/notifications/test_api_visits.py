@@ -83,6 +83,7 @@ def _bad_bodies():
         ),
         "future": ({"days": [{"date": (now + dt.timedelta(days=2)).isoformat(), "tokens": [good]}]}, "days.0.date"),
         "date-format": ({"days": [{"date": now.strftime("%Y%m%d"), "tokens": [good]}]}, "days.0.date"),
+        "date-newline": ({"days": [{"date": now.isoformat() + "\n", "tokens": [good]}]}, "days.0.date"),
         "no-date": ({"days": [{"tokens": [good]}]}, "days.0.date"),
         "unknown-field": ({"days": [], "device": "me"}, "device"),
         "unknown-day-field": ({"days": [{"date": now.isoformat(), "tokens": [good], "venue": "x"}]}, "days.0.venue"),
@@ -197,3 +198,10 @@ def test_a_full_upload_of_max_tokens_fits_the_body_limit(api, secret, settings):
     answer = upload(api, secret, {"days": days})
     assert answer.json() == {"accepted": limit}
     assert VisitToken.objects.count() == limit
+
+
+def test_an_upload_of_garbage_names_a_bounded_number_of_bad_tokens(api, secret):
+    body = {"days": [{"date": today().isoformat(), "tokens": ["x"] * 3000}]}
+    answer = upload(api, secret, body)
+    assert answer.status_code == 400
+    assert list(answer.json()["error"]["fields"]) == [f"days.0.tokens.{n}" for n in range(20)]
