@@ -77,6 +77,7 @@ class FeedPage:
 
 
 def _sqlite_append(case_visit_ids: list[int], status: str) -> int:
+    """The same selection with the ORM, for the embedded SQLite default (not the production path)."""
     rows = ExposureToken.objects.filter(case_visit_id__in=case_visit_ids)
     if status == ExposureFeedItem.Status.WITHDRAWN:
         still_held = ExposureToken.objects.filter(
@@ -94,9 +95,9 @@ def exposure_feed_append(*, case_visit_ids: Sequence[int], status: str) -> int:
     """Append the exposure tokens of ``case_visit_ids`` to the feed with ``status``; returns the count.
 
     Call it inside the publish or withdraw transaction, after the case visits' ExposureToken
-    rows exist (and, on withdrawal, before they are deleted, with the case no longer
-    ``published``). It holds the feed's append lock until that transaction ends (module
-    comment).
+    rows exist (and, on withdrawal, before any are deleted). A withdrawal leaves out the
+    ``(date, token)`` pairs that a published case visit outside ``case_visit_ids`` still holds.
+    It holds the feed's append lock until that transaction ends (module comment).
     """
     if status not in ExposureFeedItem.Status.values:
         raise ValueError(f"unknown feed status {status!r}")
