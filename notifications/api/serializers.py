@@ -267,7 +267,10 @@ class NotificationItemSerializer(serializers.Serializer):
 
 class NotificationListSerializer(serializers.Serializer):
     items = NotificationItemSerializer(many=True)
-    cursor = serializers.DateTimeField(help_text="Send it back as ?since= to get only what changed.")
+    # In UTC ("…Z"): no "+" that a hand-built query string would turn into a space.
+    cursor = serializers.DateTimeField(
+        default_timezone=dt.UTC, help_text="Send it back as ?since= to get only what changed."
+    )
 
 
 class NotificationQuerySerializer(serializers.Serializer):
