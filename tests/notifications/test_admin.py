@@ -129,6 +129,16 @@ def test_a_venue_owner_cannot_reach_the_admin(client, venue):
     assert client.get(reverse("admin:index")).status_code == 302
 
 
+def test_an_official_finds_the_venue_by_autocomplete(official_client, venue):
+    assert official_client.get(reverse("admin:notifications_case_add")).status_code == 200
+    answer = official_client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "notifications", "model_name": "casevisit", "field_name": "venue", "term": "Noodle"},
+    )
+    assert answer.status_code == 200
+    assert [result["id"] for result in answer.json()["results"]] == [str(venue.pk)]
+
+
 def test_a_window_ending_before_it_starts_is_refused_on_the_form(official_client, venue):
     start = timezone.localtime() - dt.timedelta(days=1)
     answer = official_client.post(
