@@ -63,7 +63,15 @@ def device_delete(device: Device) -> None:
     deleted explicitly; notifications and the push channel are deleted with the ORM so that
     rows hanging off them by CASCADE (push delivery records) go too. After commit the old
     secret matches nothing and gets 401.
+
+    The device row is locked first: an upload in flight holds a KEY SHARE lock on it
+    (notifications/visits.py), so deletion waits for that upload to commit and then deletes
+    its tokens too, and an upload that starts later finds no device and stores nothing.
+    Without the lock an upload committing just after the token DELETE would leave rows
+    behind that reference no device.
     """
+    if not Device.objects.select_for_update().filter(pk=device.pk).exists():
+        return  # already deleted (a repeated request)
     VisitToken.objects.filter(device_id=device.pk).delete()
     Notification.objects.filter(device_id=device.pk).delete()
     PushChannel.objects.filter(device_id=device.pk).delete()

@@ -40,12 +40,40 @@ _INSERT_UNNEST = sql.SQL(
 )
 
 
+class DeviceDeleted(Exception):
+    """The device was deleted while its upload was on the way; nothing was stored."""
+
+
+# KEY SHARE: the weakest row lock that still conflicts with DELETE (and FOR UPDATE), so
+# deletion and ingest of one device are ordered, while uploads and last-seen updates of the
+# same device do not wait for each other.
+_DEVICE_KEY_SHARE = sql.SQL("SELECT 1 FROM {device} WHERE {id} = %s FOR KEY SHARE")
+
+
+def _device_hold(device: Device) -> None:
+    """Lock the device row against deletion until this transaction ends; DeviceDeleted if gone."""
+    if connection.vendor == "postgresql":
+        query = _DEVICE_KEY_SHARE.format(
+            device=sql.Identifier(Device._meta.db_table), id=sql.Identifier(Device._meta.pk.column)
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(query.as_string(connection.connection), [device.pk])
+            found = cursor.fetchone() is not None
+    else:
+        # SQLite (the embedded default) has no row locks; the check narrows the window.
+        found = Device.objects.filter(pk=device.pk).exists()
+    if not found:
+        raise DeviceDeleted(device.pk)
+
+
 def _distinct_pairs(days: Mapping[dt.date, Iterable[bytes]]) -> list[tuple[dt.date, bytes]]:
     return sorted({(date, bytes(token)) for date, tokens in days.items() for token in tokens})
 
 
 def visit_tokens_ingest(*, device: Device, days: Mapping[dt.date, Iterable[bytes]]) -> int:
     """Store a device's visit tokens and schedule their matching; returns how many were accepted.
+
+    Raises DeviceDeleted if the device no longer exists (deleted by a concurrent request).
 
     ``days`` maps a local date to its 16-byte tokens. The count is of distinct
     ``(date, token)`` pairs in the request, stored now or already stored by an earlier
@@ -55,6 +83,7 @@ def visit_tokens_ingest(*, device: Device, days: Mapping[dt.date, Iterable[bytes
     if not pairs:
         return 0
     with transaction.atomic():
+        _device_hold(device)
         visit_token_partitions_ensure(days.keys())
         if connection.vendor == "postgresql":
             meta = VisitToken._meta

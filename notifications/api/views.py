@@ -9,7 +9,7 @@ import hashlib
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import AuthenticationFailed, NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -28,7 +28,7 @@ from notifications.devices import device_delete, device_register
 from notifications.push.channels import push_channel_clear, push_channel_set
 from notifications.selectors import device_notifications, notification_cursor_now
 from notifications.tokens import SLOT_SECONDS
-from notifications.visits import visit_tokens_ingest
+from notifications.visits import DeviceDeleted, visit_tokens_ingest
 from venues.codes import qr_prefix
 
 
@@ -153,7 +153,10 @@ class VisitUploadView(DeviceAPIView):
         """Upload visit tokens: all or nothing; re-uploading is harmless."""
         upload = s.VisitUploadSerializer(data=request.data)
         upload.is_valid(raise_exception=True)
-        accepted = visit_tokens_ingest(device=request.user, days=upload.to_days())
+        try:
+            accepted = visit_tokens_ingest(device=request.user, days=upload.to_days())
+        except DeviceDeleted as error:  # deleted by a concurrent request since authentication
+            raise AuthenticationFailed("Unknown device secret.") from error
         return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -2,15 +2,18 @@
 
 import datetime as dt
 import secrets
+import threading
 
 import pytest
 from django.conf import settings
+from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from notifications.devices import device_authenticate, device_delete
 from notifications.models import Device, Notification, PushChannel, PushDelivery, VisitToken
+from notifications.partitions import visit_token_partitions_ensure
 from notifications.push.channels import push_channel_set
-from notifications.visits import visit_tokens_ingest
+from notifications.visits import DeviceDeleted, visit_tokens_ingest
 from tests import phone
 from tests.phone.server import case_publish_at, device_with_secret, rows_referencing_device, venue_make, venue_qr_text
 from venues.codes import qr_prefix
@@ -79,3 +82,95 @@ def test_deletion_through_the_api_then_the_old_secret_is_401(client, django_capt
     assert answer.status_code == 204
     assert set(rows_referencing_device(device.pk).values()) == {0}
     assert client.get("/api/v1/notifications", HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 401
+
+
+def test_an_upload_for_a_deleted_device_stores_nothing():
+    device, _ = device_with_secret()
+    device_delete(device)
+    with pytest.raises(DeviceDeleted):
+        visit_tokens_ingest(device=device, days={timezone.localdate(): [secrets.token_bytes(16)]})
+    assert not VisitToken.objects.exists()
+
+
+def test_deleting_twice_is_harmless():
+    device, _ = device_with_secret()
+    device_delete(device)
+    device_delete(device)
+    assert not Device.objects.filter(pk=device.pk).exists()
+
+
+def _in_thread(target, started: threading.Event, release: threading.Event, errors: list):
+    def run():
+        try:
+            with transaction.atomic():
+                target()
+                started.set()
+                release.wait(30)
+        except Exception as error:  # reported by the test's assertions
+            errors.append(error)
+            started.set()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def _wait_for_a_blocked_lock():
+    for _ in range(300):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT COUNT(*) FROM pg_locks WHERE NOT granted")
+            if cursor.fetchone()[0]:
+                return
+        threading.Event().wait(0.05)
+    raise AssertionError("the second transaction never waited for the first")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_deletion_waits_for_an_upload_in_flight_and_removes_its_tokens():
+    device, _ = device_with_secret()
+    days = {timezone.localdate(): [secrets.token_bytes(16) for _ in range(5)]}
+    visit_token_partitions_ensure(days)  # outside the race: partition creation takes its own lock
+    uploaded, release, errors = threading.Event(), threading.Event(), []
+    upload = _in_thread(lambda: visit_tokens_ingest(device=device, days=days), uploaded, release, errors)
+    assert uploaded.wait(30)
+    deletion = threading.Thread(target=lambda: (device_delete(device), connections.close_all()))
+    deletion.start()
+    _wait_for_a_blocked_lock()  # the deletion waits for the upload's lock on the device row
+    release.set()
+    upload.join(30)
+    deletion.join(30)
+    assert not errors
+    assert set(rows_referencing_device(device.pk).values()) == {0}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_that_meets_a_deletion_in_flight_stores_nothing():
+    device, _ = device_with_secret()
+    days = {timezone.localdate(): [secrets.token_bytes(16) for _ in range(5)]}
+    visit_token_partitions_ensure(days)
+    deleting, release, errors = threading.Event(), threading.Event(), []
+    deletion = _in_thread(lambda: device_delete(device), deleting, release, errors)
+    assert deleting.wait(30)
+    upload_errors = []
+
+    def upload():
+        try:
+            visit_tokens_ingest(device=device, days=days)
+        except DeviceDeleted as error:
+            upload_errors.append(error)
+        finally:
+            connections.close_all()
+
+    uploader = threading.Thread(target=upload)
+    uploader.start()
+    _wait_for_a_blocked_lock()  # the upload waits for the deletion's lock on the device row
+    release.set()
+    deletion.join(30)
+    uploader.join(30)
+    assert not errors
+    assert len(upload_errors) == 1
+    assert set(rows_referencing_device(device.pk).values()) == {0}
