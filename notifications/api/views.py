@@ -44,6 +44,11 @@ def _errors(*codes):
     return {code: OpenApiResponse(s.ErrorSerializer, description=descriptions[code]) for code in codes}
 
 
+_RETRY_AFTER = OpenApiParameter(
+    "Retry-After", int, OpenApiParameter.HEADER, response=[429], required=True, description="Seconds to wait."
+)
+
+
 class PhoneAPIView(APIView):
     """An endpoint of the phone API: JSON bodies within the size limit."""
 
@@ -87,6 +92,7 @@ class DeviceRegisterView(PhoneAPIView):
     @extend_schema(
         operation_id="device_register",
         request=s.EmptyBodySerializer,
+        parameters=[_RETRY_AFTER],
         responses={201: s.DeviceCreatedSerializer, **_errors(400, 413, 415, 429)},
         tags=["devices"],
     )
@@ -146,6 +152,7 @@ class VisitUploadView(DeviceAPIView):
     @extend_schema(
         operation_id="visits_upload",
         request=s.VisitUploadSerializer,
+        parameters=[_RETRY_AFTER],
         responses={202: s.AcceptedSerializer, **_errors(400, 401, 413, 415, 429)},
         tags=["visits"],
     )
@@ -165,7 +172,7 @@ class NotificationListView(DeviceAPIView):
 
     @extend_schema(
         operation_id="notifications_list",
-        parameters=[s.NotificationQuerySerializer],
+        parameters=[s.NotificationQuerySerializer, _RETRY_AFTER],
         responses={200: s.NotificationListSerializer, **_errors(400, 401, 429)},
         tags=["notifications"],
     )
@@ -184,7 +191,7 @@ class NotificationDetailView(DeviceAPIView):
 
     @extend_schema(
         operation_id="notifications_read",
-        parameters=[OpenApiParameter("notification_id", int, OpenApiParameter.PATH)],
+        parameters=[OpenApiParameter("notification_id", int, OpenApiParameter.PATH), _RETRY_AFTER],
         responses={200: s.NotificationItemSerializer, **_errors(401, 404, 429)},
         tags=["notifications"],
     )
@@ -208,6 +215,22 @@ class ExposureFeedView(PhoneAPIView):
         parameters=[
             s.ExposureQuerySerializer,
             OpenApiParameter("If-None-Match", str, OpenApiParameter.HEADER, required=False),
+            OpenApiParameter(
+                "ETag",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200, 304],
+                required=True,
+                description="Send back in If-None-Match.",
+            ),
+            OpenApiParameter(
+                "Cache-Control",
+                str,
+                OpenApiParameter.HEADER,
+                response=[200, 304],
+                required=True,
+                description="Closed page: public, max-age=31536000, immutable; open page: public, max-age=60.",
+            ),
         ],
         responses={
             200: s.ExposurePageSerializer,
