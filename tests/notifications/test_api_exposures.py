@@ -110,3 +110,10 @@ def test_reference_phone_matches_locally_and_sees_the_withdrawal(small_pages, pu
     case_withdraw(case=published["case_visit"].case, actor=official())
     device.sync_feed()
     assert device.local_matches() == {}
+
+
+def test_a_page_costs_two_queries_whatever_its_size(published, django_assert_num_queries):
+    first = feed.exposure_feed_first_page()  # ids (and so pages) depend on earlier tests
+    with django_assert_num_queries(2):  # closedness, then the items (notifications/feed.py)
+        body = APIClient().get("/api/v1/exposures", {"page": first}).json()
+    assert body["items"]

@@ -170,3 +170,15 @@ def test_reference_phone_polls_incrementally(scene):
     assert [item["risk"] for item in items] == ["high"]
     assert json.dumps(device_phone.notifications)  # kept by id
     assert device_phone.notifications_cursor
+
+
+def test_listing_costs_the_same_queries_for_one_or_many_notifications(api, scene, django_assert_max_num_queries):
+    scene["visit"](scene["noon"] - dt.timedelta(hours=4), 12 * 60)
+    scene["publish"](scene["noon"], 30)
+    # Device lookup, then one joined read of the notifications with their case and venue.
+    with django_assert_max_num_queries(2):
+        assert len(api.get("/api/v1/notifications", **bearer(scene["secret"])).json()["items"]) == 1
+    for hours in (-3, -2, 2, 3):
+        scene["publish"](scene["noon"] + dt.timedelta(hours=hours), 30)
+    with django_assert_max_num_queries(2):
+        assert len(api.get("/api/v1/notifications", **bearer(scene["secret"])).json()["items"]) == 5
