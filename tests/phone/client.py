@@ -48,6 +48,7 @@ class Phone:
         self.notifications_cursor: str | None = None
         self.feed: dict[tuple[str, str], dict] = {}
         self.feed_next: int | None = None
+        self.documents: dict[str, tuple[str | None, dict]] = {}  # path → (ETag, body)
 
     # --- HTTP ------------------------------------------------------------------------------
 
@@ -79,10 +80,22 @@ class Phone:
         if self.config is None:
             self.fetch_config()
         prefix = self.config["venue_code_prefix"]
-        jwks = self.http.get("/.well-known/jwks.json").json()
-        revocations = self._call("GET", "/revocations", auth=False).json()
+        jwks = self._cached_get("/.well-known/jwks.json")
+        revocations = self._cached_get("/api/v1/revocations")
         issuer = prefix[: -len("/c/#")]
         return verify_venue_code(text, prefix=prefix, issuer=issuer, jwks=jwks, revocations=revocations)
+
+    def _cached_get(self, path: str) -> dict:
+        """A public document, revalidated with its ETag (an unchanged one answers 304)."""
+        etag, body = self.documents.get(path, (None, None))
+        response = self.http.get(path, headers={"If-None-Match": etag} if etag else {})
+        if response.status_code == 304 and body is not None:
+            return body
+        if response.status_code >= 400:
+            raise ApiError(response)
+        body = response.json()
+        self.documents[path] = (response.headers.get("ETag"), body)
+        return body
 
     def check_in(self, code: VenueCode, t_in: int, t_out: int | None = None) -> Visit:
         """Record a visit; an open visit closes after default_visit_seconds, none exceeds max_visit_seconds."""

@@ -61,12 +61,17 @@ def test_a_revoked_code_is_refused_by_the_phone(venue_and_text):
 
     venue, old_text = venue_and_text
     venue_code_regenerate(venue=venue)
-    device = phone.Phone(phone_http())
+    statuses = []
+    http = phone_http()
+    http.event_hooks["response"].append(lambda response: statuses.append((response.url.path, response.status_code)))
+    device = phone.Phone(http)
     device.fetch_config()
     with pytest.raises(phone.CodeRejected, match="revoked"):
         device.scan(old_text)
     venue.refresh_from_db()
     assert device.scan(venue_qr_text(venue)).ver == 2
+    assert set(device.documents) == {"/.well-known/jwks.json", "/api/v1/revocations"}  # kept with their ETags
+    assert ("/api/v1/revocations", 304) in statuses  # the second scan revalidated, nothing re-sent
 
 
 def test_upload_is_split_at_max_tokens_per_upload(venue_and_text, settings):
