@@ -119,8 +119,13 @@ def _reset_broker_connections(app):
     registry of pools (which would hand a closed pool to the next test); the result backend
     is cached per thread.
     """
+    from celery._state import _set_task_join_will_block
     from kombu import pools
 
+    # Eager tasks run from several threads at once (the race tests) save and restore
+    # Celery's process-wide "inside a task" flag out of order and can leave it set, after
+    # which result.get() refuses to wait ("Never call result.get() within a task!").
+    _set_task_join_will_block(False)
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
