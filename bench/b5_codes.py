@@ -53,12 +53,31 @@ def chain_csv_rows(count: int, run: str) -> list[dict]:
     ]
 
 
-def venues_bulk_register(rows: list[dict], *, owner) -> list:
-    """Register the rows through the project's bulk service (one transaction, bulk statements)."""
-    from venues.services import venue_build, venues_create
+def chain_csv(rows: list[dict]) -> bytes:
+    """The rows as the CSV file a chain uploads (UTF-8, header first)."""
+    import csv
 
-    venues = [venue_build(owner=owner, **row) for row in rows]
-    return venues_create(venues, actor=owner)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+def venues_bulk_register(rows: list[dict], *, owner) -> list:
+    """Register the rows through the express channel: CSV files of at most VENUE_IMPORT_MAX_ROWS rows
+    each, every row validated by the venue form, each file one transaction of two bulk inserts."""
+    from django.conf import settings
+
+    from venues.imports import venues_import
+    from venues.models import Venue
+
+    limit = settings.VENUE_IMPORT_MAX_ROWS
+    batches = [
+        venues_import(owner=owner, file_name=f"bench-{start}.csv", data=chain_csv(rows[start : start + limit]))
+        for start in range(0, len(rows), limit)
+    ]
+    return list(Venue.objects.filter(import_batch__in=batches).order_by("created_at", "name_en"))
 
 
 def run(options: Options) -> Report:
@@ -109,7 +128,7 @@ def run(options: Options) -> Report:
         "Results (one process, so per second = per core)",
         ["what", "count", "seconds", "per second", "local limit", "ratio", "target"],
         [
-            ["venues registered (bulk path)", len(rows), f"{registering.seconds:.2f}",
+            ["venues registered (CSV express channel)", len(rows), f"{registering.seconds:.2f}",
              rate(len(rows), registering.seconds), "", "", ""],
             ["codes signed (vk decrypt + JWS)", len(jws_list), f"{signing.seconds:.2f}",
              rate(len(jws_list), signing.seconds), f"{limit_sign:,.0f}/s bare Ed25519",
