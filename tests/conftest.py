@@ -1,7 +1,9 @@
 """Shared fixtures. The suite runs against whatever DATABASE_URL names: PostgreSQL in CI
 (the production path), SQLite for the embedded default."""
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -72,6 +74,14 @@ class LiveWorker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        _kill_process_group(self.process)
+
+
+def _kill_process_group(process):
+    # The worker runs in a session of its own with its pool children: none may outlive the
+    # test, even when the parent died first (killed by a test, or never ready).
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 def start_worker(queue, env, *extra_args):
@@ -100,6 +110,7 @@ def start_worker(queue, env, *extra_args):
         ],
         cwd=PROJECT_DIR,
         env=env,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -108,7 +119,8 @@ def start_worker(queue, env, *extra_args):
         replies = app.control.ping(timeout=1.0)
         if any(name.startswith(f"test-{queue}@") for reply in replies for name in reply):
             return LiveWorker(queue, env, process)
-    process.kill()
+    _kill_process_group(process)
+    process.wait()
     raise RuntimeError("celery worker did not become ready within 60 s")
 
 
