@@ -4,6 +4,7 @@ from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from leavehome.admin import ReadOnlyAdminMixin
 from venues.models import SigningKey, Venue, VenueCode, VenueImport
 from venues.services import VenueStateError, venue_reinstate, venue_suspend
 
@@ -91,22 +92,13 @@ class VenueAdmin(admin.ModelAdmin):
 
 
 @admin.register(SigningKey)
-class SigningKeyAdmin(admin.ModelAdmin):
+class SigningKeyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Read-only: keys are managed with the signing_key_* management commands (audited)."""
 
     list_display = ["kid", "status", "created_at", "retired_at"]
     list_filter = ["status"]
     fields = ["kid", "status", "created_at", "retired_at"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(VenueImport)

@@ -8,7 +8,6 @@ import datetime as dt
 import os
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -109,20 +108,7 @@ def test_nginx_terminates_tls_and_proxies_to_gunicorn(tmp_path, processes):
     assert check.returncode == 0, check.stderr
 
     env = production_env("redis://127.0.0.1:6379/14", "nginx-test", PROXY_COUNT="1", GUNICORN_WORKERS="1")
-    processes.start(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{web_port}",
-            "leavehome.wsgi",
-        ],
-        env,
-    )
+    processes.start_gunicorn(web_port, env)
     processes.start("nginx", [NGINX, "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"], dict(os.environ))
     https = f"https://127.0.0.1:{https_port}"
     client = httpx.Client(verify=False, timeout=10, headers={"Host": "127.0.0.1"})  # noqa: S501 (self-signed)

@@ -61,6 +61,11 @@ class Processes:
         self.running.append((name, process, log))
         return process
 
+    def start_gunicorn(self, port, env):
+        """The web tier exactly as deploy/Procfile runs it, on a port of this test."""
+        command = [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"]
+        return self.start("web", [*command, "leavehome.wsgi"], env)
+
     def log(self, name):
         return (self.tmp_path / f"{name}.log").read_text(errors="replace")
 
@@ -128,20 +133,7 @@ def test_gunicorn_worker_and_beat_serve_and_run_tasks(processes, tmp_path, broke
     env = production_env(broker_url, queue, GUNICORN_WORKERS="2")
     port = _free_port()
     celery = [sys.executable, "-m", "celery", "-A", "leavehome"]
-    processes.start(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "leavehome.wsgi",
-        ],
-        env,
-    )
+    processes.start_gunicorn(port, env)
     processes.start(
         "worker", [*celery, "worker", "--loglevel=INFO", "--concurrency=2", "-Q", queue, "-n", f"{queue}@%h"], env
     )
@@ -174,20 +166,7 @@ def test_gunicorn_worker_and_beat_serve_and_run_tasks(processes, tmp_path, broke
 def test_healthz_is_503_when_the_broker_is_down(processes, restore_celery):
     port = _free_port()
     env = production_env("redis://127.0.0.1:1/0", "unused")  # nothing listens on port 1
-    processes.start(
-        "web",
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "-c",
-            "deploy/gunicorn.conf.py",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "leavehome.wsgi",
-        ],
-        env,
-    )
+    processes.start_gunicorn(port, env)
     _wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).status_code == 503, "503")
     body = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=10).json()
     assert body["status"] == "unavailable"
