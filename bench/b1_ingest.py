@@ -141,13 +141,14 @@ def rss_rows(stack) -> list[list[str]]:
 
 def run(options: Options) -> Report:
     from notifications.models import Notification
+    from notifications.partitions import visit_tokens_stored_estimate
 
     sizes = SIZES[options.scale]
     report = Report("B1 ingest: visit uploads through gunicorn into PostgreSQL", options)
     dates = ingest_dates()
     loaded, load_seconds = datagen.background_ensure({dates[-1]: sizes["preload"]})
     codes = venue_pool(VENUES, f"b1-{int(time.time())}")
-    stored_before = datagen.visit_token_count()
+    stored_before = visit_tokens_stored_estimate()
 
     with load.server_stack(options.database_url, web_workers=sizes["web_workers"]) as stack:
         config = load.phone_config(stack.base_url)

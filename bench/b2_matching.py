@@ -259,6 +259,7 @@ def one_size(size: int, report_rows: list, plans: dict, options: Options) -> dic
     from bench.b5_codes import _signing_key_ready, chain_csv_rows, venues_bulk_register
     from notifications.cases import case_publish, case_withdraw
     from notifications.models import MatchingRun
+    from notifications.partitions import visit_tokens_stored_estimate
 
     dates = bench_dates()
     per_date = size // DATE_COUNT
@@ -298,7 +299,7 @@ def one_size(size: int, report_rows: list, plans: dict, options: Options) -> dic
     case_withdraw(case=case, actor=official, reason="benchmark done")
     plans[size] = (plan, analyzed_plan)
     check("visittoken" in plan, "the plan reads the visit-token partitions")
-    stored = datagen.visit_token_count()
+    stored = visit_tokens_stored_estimate()
     match_seconds = sum(duration for _, _, duration in matching)
     report_rows.append([
         fmt(stored), fmt(per_date), f"{publishing.seconds:.3f}", f"{match_seconds:.3f}", str(len(matching)),

@@ -185,17 +185,3 @@ def layout_forget(date: dt.date) -> None:
     with connection.cursor() as cursor:
         _layout_ready(cursor)
         cursor.execute(f"DELETE FROM {LAYOUT_TABLE} WHERE date = %s", [date])
-
-
-def visit_token_count() -> int:
-    """Rows in the visit-token table, from the statistics (exact counts of 100M rows take minutes)."""
-    from notifications.models import VisitToken
-
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT COALESCE(SUM(c.reltuples), 0)::bigint FROM pg_class c "
-            "JOIN pg_inherits i ON i.inhrelid = c.oid JOIN pg_class p ON p.oid = i.inhparent "
-            "WHERE p.relname = %s AND c.reltuples > 0",
-            [VisitToken._meta.db_table],
-        )
-        return cursor.fetchone()[0]

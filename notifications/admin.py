@@ -11,7 +11,6 @@ notifications/cases.py, which audits it.
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import connection
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -20,7 +19,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from notifications import cases
-from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification, VisitToken
+from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification
+from notifications.partitions import visit_tokens_stored_estimate
 from notifications.push.selectors import push_delivery_summary
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
@@ -183,21 +183,6 @@ class CaseAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/notifications/dashboard.html", context)
 
 
-def _visit_tokens_stored() -> int:
-    """Visit tokens stored: the planner's estimate on PostgreSQL (a count(*) of billions of rows
-    would take minutes), the exact count on SQLite."""
-    if connection.vendor != "postgresql":
-        return VisitToken.objects.count()
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_inherits i "
-            "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class c ON c.oid = i.inhrelid "
-            "WHERE p.relname = %s",
-            [VisitToken._meta.db_table],
-        )
-        return cursor.fetchone()[0]
-
-
 def _counts(queryset, *fields):
     return list(queryset.values(*fields).annotate(total=Count("pk")).order_by(*fields))
 
@@ -209,7 +194,7 @@ def dashboard_figures() -> dict:
     return {
         "venues": _counts(Venue.objects.all(), "status"),
         "devices": Device.objects.count(),
-        "visit_tokens": _visit_tokens_stored(),
+        "visit_tokens": visit_tokens_stored_estimate(),
         "cases": _counts(Case.objects.all(), "status"),
         "matches": _counts(Notification.objects.all(), "risk", "status"),
         "runs": list(MatchingRun.objects.select_related("case")[:20]),

@@ -91,3 +91,15 @@ def test_deleting_a_device_reads_its_rows_through_the_device_index():
     assert f"notifications_visittoken_p{day:%Y%m%d}_device_id_idx" in plan, plan
     # (Empty partitions may be "scanned": that costs nothing.)
     assert f"Seq Scan on notifications_visittoken_p{day:%Y%m%d}" not in plan, plan
+
+
+@pytest.mark.django_db
+def test_stored_tokens_estimate_counts_every_date_partition():
+    device, _ = device_register()
+    today = timezone.localdate()
+    days = {today: [bytes([n]) * 16 for n in range(30)], today - dt.timedelta(days=1): [b"\xaa" * 16] * 1}
+    visit_tokens_ingest(device=device, days=days)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE notifications_visittoken")
+    assert partitions.visit_tokens_stored_estimate() == 31 == VisitToken.objects.count()
