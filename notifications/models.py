@@ -9,6 +9,7 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Now
 from django.utils.translation import gettext_lazy as _
 
 
@@ -52,6 +53,28 @@ class VisitToken(models.Model):
 
     class Meta:
         db_table = "notifications_visittoken"
+
+
+class UploadBacklog(models.Model):
+    """A date of an upload not yet matched against live exposures: the sweep's queue.
+
+    The upload writes one row per date in the transaction that stores its tokens, so a
+    committed upload is always either in the backlog or matched; the sweep
+    (notifications/matching.py, ``uploads_sweep``) claims rows oldest first, matches their
+    devices' tokens of those dates, and deletes the rows in the transaction that writes the
+    notifications. Nothing here names a venue or a time of a visit: ``created_at`` is when
+    the upload arrived, kept only until it is matched (seconds), to measure the lag.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    # No foreign key: like VisitToken, ingest must not pay for a constraint check per row;
+    # deleting a device deletes its backlog rows explicitly (notifications/devices.py).
+    device_id = models.UUIDField()
+    date = models.DateField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self):
+        return f"{self.device_id} {self.date}"
 
 
 class Case(models.Model):
