@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -122,6 +123,8 @@ def django_setup(options: Options) -> None:
     """Create and migrate the database, then set Django up in this process with the bench settings."""
     if not options.database_url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("the benchmarks run on PostgreSQL only: pass --database-url postgres://…")
+    # A benchmark stopped by SIGTERM (timeout, CI) unwinds like Ctrl-C, so the servers it started stop too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     database_ensure(options.database_url)
     environment = bench_environment(options.database_url)
     os.environ.clear()
@@ -135,6 +138,10 @@ def django_setup(options: Options) -> None:
 
     call_command("migrate", verbosity=0, interactive=False)
     _database_backend_renice()
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _database_backend_renice() -> None:
