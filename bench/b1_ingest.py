@@ -144,7 +144,7 @@ def uploads_prepare(work: list[tuple], path: Path) -> set[int]:
     from tests.phone import Phone
 
     sent: set[int] = set()
-    with path.open("w", encoding="utf-8") as lines:
+    with path.open("w", encoding="utf-8") as lines, _devices_path(path).open("w", encoding="utf-8") as devices:
         for registered, visits in work:
             phone = Phone(RecordingHttp())
             phone.config, phone.device_id, phone.secret = registered.config, registered.device_id, registered.secret
@@ -153,10 +153,16 @@ def uploads_prepare(work: list[tuple], path: Path) -> set[int]:
             phone.upload()
             for body in phone.http.bodies:
                 lines.write(f"{phone.secret}\t{body}\n")
+                devices.write(f"{phone.device_id}\n")
             sent.update(
                 hash((date, token, phone.device_id)) for date, day in phone.tokens_by_date().items() for token in day
             )
     return sent
+
+
+def _devices_path(requests: Path) -> Path:
+    """Beside each request file, the device id of each of its lines (wrk needs only the secret)."""
+    return requests.with_suffix(".devices")
 
 
 def stored_distinct(device_ids: list[str]) -> set[int]:
@@ -228,7 +234,7 @@ def wrk_uploads(port: int, requests: Path, *, connections: int, on_tick=None) ->
 def uploads_resend_missing(base_url: str, requests: Path) -> tuple[int, int]:
     """Re-send the uploads of ``requests`` the database lacks (their connection broke under
     wrk), as a phone retries; returns (uploads, tokens) re-sent. An upload is present if its
-    first token is."""
+    device's row of its first token is."""
     import base64
 
     import httpx
@@ -237,6 +243,7 @@ def uploads_resend_missing(base_url: str, requests: Path) -> tuple[int, int]:
     from notifications.models import VisitToken
 
     lines = requests.read_text(encoding="utf-8").splitlines()
+    devices = _devices_path(requests).read_text(encoding="utf-8").splitlines()
     heads = []
     for line in lines:
         secret, body = line.split("\t", 1)
@@ -244,10 +251,10 @@ def uploads_resend_missing(base_url: str, requests: Path) -> tuple[int, int]:
         heads.append((day["date"], base64.urlsafe_b64decode(day["tokens"][0] + "==")))
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT n FROM unnest(%s::date[], %s::bytea[]) WITH ORDINALITY AS u(date, token, n) "
+            "SELECT n FROM unnest(%s::date[], %s::bytea[], %s::uuid[]) WITH ORDINALITY AS u(date, token, device, n) "
             f'WHERE NOT EXISTS (SELECT 1 FROM "{VisitToken._meta.db_table}" v '
-            "WHERE v.date = u.date AND v.token = u.token)",
-            [[date for date, _ in heads], [token for _, token in heads]],
+            "WHERE v.date = u.date AND v.token = u.token AND v.device_id = u.device)",
+            [[date for date, _ in heads], [token for _, token in heads], devices],
         )
         missing = [row[0] - 1 for row in cursor.fetchall()]
     tokens = 0

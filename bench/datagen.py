@@ -100,7 +100,8 @@ def random_chunks(date: dt.date, count: int, device_ids: list[bytes]) -> Iterato
 # indexes built after the rows (much faster than growing them row by row), and is then
 # ATTACHed the way notifications/partitions.py attaches partitions (a CHECK constraint equal to
 # the range first, so ATTACH need not scan it; the project's partitioned indexes adopt the ones
-# built here). A date that already has a partition gets the missing rows inserted into it.
+# built here). A date whose background differs from the size asked is dropped and generated
+# again, so a partition is always exactly the size its figures are labelled with.
 
 LAYOUT_TABLE = "bench_layout"
 NOISE_DEVICES = 100_000
@@ -111,7 +112,7 @@ BACKGROUND_VALUE_SQL = "substring(sha256(convert_to(%(salt)s, 'UTF8') || int8sen
 
 def _layout_ready(cursor) -> None:
     # The benchmark's own bookkeeping, in its own database: how many background tokens each
-    # date already holds, so growing a date from 10M to 80M generates only the difference.
+    # date holds, so a run at the same size generates nothing.
     cursor.execute(f"CREATE TABLE IF NOT EXISTS {LAYOUT_TABLE} (date date PRIMARY KEY, background bigint NOT NULL)")
 
 
@@ -135,12 +136,12 @@ def noise_devices_ensure() -> None:
         )
 
 
-def _background_select(date: dt.date, first: int, last: int) -> tuple[str, dict]:
+def _background_select(date: dt.date, count: int) -> tuple[str, dict]:
     sql = (
         f"SELECT %(date)s::date, {BACKGROUND_VALUE_SQL}, {NOISE_DEVICE_ID_SQL.format(n='i %% ' + str(NOISE_DEVICES))} "
         "FROM generate_series(%(first)s::bigint, %(last)s::bigint) i"
     )
-    return sql, {"date": date, "salt": f"bench-background:{date}:", "first": first, "last": last}
+    return sql, {"date": date, "salt": f"bench-background:{date}:", "first": 0, "last": count - 1}
 
 
 def _partition_exists(cursor, name: str) -> bool:
@@ -168,7 +169,7 @@ def _generate_new_partition(cursor, date: dt.date, count: int) -> None:
 
     run("CREATE TABLE {child} (LIKE {parent} INCLUDING DEFAULTS)")
     run("ALTER TABLE {child} ADD CONSTRAINT {check} CHECK (date >= {start} AND date < {end})")
-    select, params = _background_select(date, 0, count - 1)
+    select, params = _background_select(date, count)
     table = psql.Identifier(partition_name(date)).as_string(connection.connection)
     cursor.execute(f"INSERT INTO {table} (date, token, device_id) {select}", params)
     cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
@@ -179,35 +180,35 @@ def _generate_new_partition(cursor, date: dt.date, count: int) -> None:
 
 
 def background_ensure(targets: dict[dt.date, int]) -> tuple[int, float]:
-    """Bring each date's background tokens up to its target; returns (rows generated, seconds).
+    """Give each date exactly its target of background tokens; returns (rows generated, seconds).
 
-    Each date is generated in its own transaction, then its partition is vacuumed and
-    analysed, so the planner has statistics and the pages' hint bits are set, as autovacuum
-    keeps them on a production table.
+    A date already at its target is kept (with whatever earlier runs planted or uploaded
+    there); any other date's partition is dropped and generated afresh, each in its own
+    transaction, then vacuumed and analysed, so the planner has statistics and the pages'
+    hint bits are set, as autovacuum keeps them on a production table.
     """
     import time
 
     from django.db import transaction
 
-    from notifications.partitions import PARENT, partition_name
+    from notifications.partitions import partition_name, visit_token_partition_drop
 
     have = layout_counts()
-    missing = {date: count - have.get(date, 0) for date, count in targets.items() if count > have.get(date, 0)}
+    missing = {date: count for date, count in targets.items() if have.get(date) != count}
     if not missing:
         return 0, 0.0
     noise_devices_ensure()
     started = time.perf_counter()
     for date, count in sorted(missing.items()):
+        with connection.cursor() as cursor:
+            exists = _partition_exists(cursor, partition_name(date))
+        if exists:
+            visit_token_partition_drop(partition_name(date))
         with transaction.atomic(), connection.cursor() as cursor:
-            if _partition_exists(cursor, partition_name(date)):
-                select, params = _background_select(date, have.get(date, 0), have.get(date, 0) + count - 1)
-                cursor.execute(f'INSERT INTO "{PARENT}" (date, token, device_id) {select}', params)
-            else:
-                _generate_new_partition(cursor, date, count)
+            _generate_new_partition(cursor, date, count)
             cursor.execute(
-                f"INSERT INTO {LAYOUT_TABLE} VALUES (%s, %s) ON CONFLICT (date) DO UPDATE "
-                f"SET background = {LAYOUT_TABLE}.background + excluded.background",
-                [date, count],
+                f"INSERT INTO {LAYOUT_TABLE} VALUES (%s, %s) ON CONFLICT (date) DO UPDATE SET background = %s",
+                [date, count, count],
             )
     generated_seconds = time.perf_counter() - started
     with connection.cursor() as cursor:

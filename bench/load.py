@@ -114,7 +114,7 @@ def deployed_stack(database_url: str, *, settings_module: str = "bench.settings"
             server.stop()
 
 
-def drain_wait(stack: DeployedStack, *, timeout: float, on_sample=None) -> bool:
+def drain_wait(stack: DeployedStack, *, timeout: float, on_sample=None, interval: float = 0.05) -> bool:
     """Wait until nothing is left to match (``stack.drained()``); False on timeout."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -123,7 +123,7 @@ def drain_wait(stack: DeployedStack, *, timeout: float, on_sample=None) -> bool:
             on_sample(backlog)
         if not any(backlog.values()):
             return True
-        time.sleep(0.05)
+        time.sleep(interval)
     return False
 
 
