@@ -5,10 +5,10 @@ being 60-100M), generated inside PostgreSQL and kept between runs (bench/datagen
 each size the benchmark registers fresh venues through the bulk path, plants phones around
 1,000 one-hour case-visit windows on that date (tokens computed by the reference phone
 client, stored by COPY), imports the case visits through the officials' CSV path, then
-publishes: the clock runs from the call of the publish service (``case_publish``: exposure
-tokens built, the feed appended, matching tasks queued on commit) until deploy/Procfile's
-worker has run every matching task and committed its notifications (no task queued or taken
-on the bench's broker).
+publishes: the clock runs from the call of the publish service (``case_publish_and_match``:
+exposure tokens built, the feed appended, matching tasks queued on commit) until deploy/Procfile's
+worker has run every matching task and committed its notifications (no matching task queued
+or taken on the bench's broker).
 
 The protocol is the same at every size: two publications, each of its own 1,000 case visits
 at its own venues, one right after the other, after the partition was generated, vacuumed
@@ -266,11 +266,11 @@ def publication_prepare(date: dt.date, official, label: str) -> dict:
 
 def publish_end_to_end(case, official, stack) -> float:
     """Seconds from calling the publish service until the worker has committed every match."""
-    from notifications.cases import case_publish
+    from notifications.tasks import case_publish_and_match
 
     with load.tasks_to_broker(stack.queue):
         started = time.perf_counter()
-        case_publish(case=case, actor=official)
+        case_publish_and_match(case=case, actor=official)
         drained = load.drain_wait(stack, timeout=END_TO_END_TIMEOUT, interval=0.005)
         seconds = time.perf_counter() - started
     check(drained, f"the worker ran the publication's matching within {END_TO_END_TIMEOUT:.0f} s")
