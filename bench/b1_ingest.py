@@ -525,8 +525,11 @@ def run(options: Options) -> Report:
             for server in stack.servers
         ]
 
-    failures = saturated["failed"] + warmup["failed"]
-    check(failures == 0, f"no upload refused ({saturated})")  # and each stored: the check of the rows below
+    if saturated["failed"]:
+        # Reported with every figure of the run, then the run fails (bench.run exits non-zero).
+        options.context["deferred_failure"] = (
+            f"{saturated['failed']} measured uploads refused, the first: {saturated['first_error']}"
+        )
     check(opened["statuses"] == {"202": opened["requests"]}, f"every open-loop upload answered 202: {opened}")
     check(missed == 0 and probes.latencies, f"every probe notified ({missed} of {len(probes.device_ids)} missed)")
     probes_oracle_check(probes, windows, case)
@@ -559,8 +562,8 @@ def run(options: Options) -> Report:
              f"bare Django view through the same gunicorn {fmt(bare_rate)} req/s", ""],
             ["uploads, tokens, tokens per upload",
              f"{fmt(uploads)}, {fmt(tokens)}, {tokens / max(1, uploads):.1f}", "", ""],
-            ["wrk socket errors; uploads wrk got no answer to, re-sent as a phone would",
-             f"{saturated['socket_errors']}, {resent}", "", ""],
+            ["uploads refused (not 202); wrk socket errors; uploads re-sent as a phone would",
+             f"{saturated['failed']}; {saturated['socket_errors']}; {resent}", "", "0 refused"],
             ["last 202 after, matching caught up after", f"{answered_seconds:.1f} s, {seconds:.1f} s", "", ""],
             ["uploads/s until the last 202 (answer rate alone)",
              f"{rate(saturated['accepted'], answered_seconds):,.1f}", "", ""],
@@ -588,6 +591,13 @@ def run(options: Options) -> Report:
         ["process tree", "CPU s", "ms per upload", "share"],
         rows,
     )
+    tokens_per_upload = tokens / max(1, uploads)
+    report.table(
+        "What a rate would take at this CPU per upload (all processes but the load generator, no headroom)",
+        ["tokens/s", "uploads/s", "cores"],
+        [[fmt(target), f"{target / tokens_per_upload:,.0f}", f"{target / tokens_per_upload * per_upload / 1000:.1f}"]
+         for target in (16_000, 25_000)],
+    )  # fmt: skip
     report.table(
         "Open loop: uploads arriving at a fixed rate (latency from each upload's due time: no coordinated omission)",
         ["what", "measured", "target"],
@@ -596,8 +606,8 @@ def run(options: Options) -> Report:
             ["latency p50 / p99 / max", f"{opened['p50_ms']:.1f} / {opened['p99_ms']:.1f} / {opened['max_ms']:.0f} ms",
              "p99 ≤ 100 ms at 300/s"],
             ["uploads, tokens", f"{fmt(opened['requests'])}, {fmt(opened['tokens'])}", ""],
-            ["sender's largest schedule lag, reconnects", f"{opened['schedule_lag_ms']:.1f} ms, {opened['reconnects']}",
-             ""],
+["largest delay from due to sent (every connection busy, or the sender late); reconnects",
+             f"{opened['schedule_lag_ms']:.1f} ms; {opened['reconnects']}", ""],
             ["sender CPU (bench/openloop.py, one process)",
              f"{opened['cpu_seconds']:.1f} s, {opened['cpu_seconds'] / max(1e-9, opened['seconds']):.2f} cores", ""],
         ],
@@ -618,8 +628,19 @@ def run(options: Options) -> Report:
     report.table("Peak RSS (MiB)", ["process", "largest child", "main", "target"], memory)
     if loaded:
         report.note(f"Generated {fmt(loaded)} tokens in today's partition inside PostgreSQL in {load_seconds:.1f} s.")
+    if saturated["failed"]:
+        report.note(
+            f"**FAILED: {saturated['failed']} of {fmt(uploads)} measured uploads were refused** (re-sent, as a phone "
+            f"retries, so every one is stored); the first: {saturated['first_error']} (see the web log)."
+        )
+    if warmup["failed"]:
+        report.note(
+            f"Warm-up (not measured): {warmup['failed']} of {warmup['uploads']} uploads refused, re-sent; the first: "
+            f"{warmup['first_error']} (see the web log)."
+        )
     report.note(
-        f"Correctness: {fmt(uploads + warmup['accepted'] + opened['requests'])} uploads, all 202; the "
+        f"Correctness: {fmt(uploads + warmup['uploads'] + opened['requests'])} uploads, each answered 202 or "
+        "re-sent; the "
         f"{fmt(len(registered))} phones' distinct stored (date, token) equal the {fmt(len(expected))} they sent; "
         "none of them was notified."
     )
@@ -650,6 +671,7 @@ def main(argv=None) -> None:
     django_setup(options)
     run(options).emit()
     options.context.pop("b3_report").emit()
+    check("deferred_failure" not in options.context, options.context.get("deferred_failure", ""))
 
 
 if __name__ == "__main__":

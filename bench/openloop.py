@@ -6,8 +6,9 @@ Request i is due at ``start + i / rate`` whatever happened to the others. A pool
 keep-alive connections (raw HTTP/1.1 over asyncio streams) sends each request as soon as it
 is due and a connection is free; its latency runs from when it was *due*, not from when it
 could be sent, so a stalled server shows up in the percentiles instead of silently slowing
-the generator down (wrk2's correction; wrk2 is not in Debian). The schedule lag (how late
-the sender itself got) is reported so an overloaded generator cannot pass unnoticed. Prints
+the generator down (wrk2's correction; wrk2 is not in Debian). The largest delay from due
+to sent is reported too: every connection busy (the server behind), or the sender itself
+late (then its CPU, reported by the caller, says so). Prints
 one JSON line; the caller reads this process's CPU from the kernel when it exits.
 """
 
