@@ -33,6 +33,7 @@ import datetime as dt
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -227,6 +228,7 @@ def wrk_uploads(port: int, requests: Path, *, connections: int, on_tick=None) ->
     process.send_signal(signal.SIGINT)
     output = process.stdout.read()
     cpu = _wait_child(process)
+    shutil.rmtree(marker.parent, ignore_errors=True)
     summary = json.loads(output.strip().splitlines()[-1])
     return {**summary, "cpu_seconds": cpu, "answered_at": answered_at}
 
@@ -524,6 +526,7 @@ def run(options: Options) -> Report:
             [server.name, f"{server.peak_rss()[0]:.0f}", f"{server.peak_rss()[1]:.0f}", "≤ 300"]
             for server in stack.servers
         ]
+    shutil.rmtree(directory, ignore_errors=True)  # the request files: tens of MB at full scale
 
     if saturated["failed"]:
         # Reported with every figure of the run, then the run fails (bench.run exits non-zero).
