@@ -8,6 +8,8 @@ Every error answer, from every endpoint, is::
 ``not_authenticated``, ``not_found``, ``throttled``, ``parse_error``,
 ``unsupported_media_type``, ``request_too_large``…), ``message`` is for people, ``fields``
 appears on validation errors and maps a dotted path into the request body to its problems.
+An exception may add members of its own with ``error_extra`` (a case upload names the bad
+visit's index as ``visit``).
 """
 
 from django.core.exceptions import RequestDataTooBig
@@ -68,5 +70,6 @@ def exception_handler(exc, context):
         detail = getattr(exc, "detail", str(exc))
         code = exc.get_codes() if hasattr(exc, "get_codes") else "error"
         body = {"code": code if isinstance(code, str) else _first_code(code), "message": str(detail)}
+    body.update(getattr(exc, "error_extra", {}))
     headers = {key: value for key, value in response.items() if key in {"Retry-After", "WWW-Authenticate", "Allow"}}
     return Response({"error": body}, status=response.status_code, headers=headers)

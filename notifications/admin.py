@@ -1,5 +1,7 @@
 """The health officials' admin: cases with their venue visits, publication, CSV import, dashboard.
 
+A case's own upload (codes, review of proposed visits) is in notifications/admin_case_uploads.py.
+
 Only members of "Health officials" (migration 0006) have permissions on cases; publishing
 and withdrawing need ``notifications.publish_case`` as well. Staff log in with a second
 factor when OTP_ADMIN_REQUIRED (leavehome/urls.py swaps in django-otp's OTPAdminSite); a
@@ -19,6 +21,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from notifications import cases
+from notifications.admin_case_uploads import CaseUploadAdminMixin
 from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification
 from notifications.partitions import visit_tokens_stored_estimate
 from notifications.push.selectors import push_delivery_summary
@@ -49,6 +52,7 @@ class CaseVisitInline(admin.TabularInline):
     model = CaseVisit
     form = CaseVisitForm
     autocomplete_fields = ["venue"]
+    readonly_fields = ["source", "review"]
     extra = 1
 
     def _editable(self, obj):
@@ -78,7 +82,7 @@ def _each_case(modeladmin, request, queryset, service, done_message):
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(CaseUploadAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "confirmed_on", "status", "visit_count", "published_at", "withdrawn_at"]
     list_filter = ["status", "confirmed_on"]
     search_fields = ["reference"]
