@@ -98,7 +98,7 @@ class CaseUploadAdminMixin:
             "title": _("Upload code for %(case)s") % {"case": case},
         }
         response = TemplateResponse(request, "admin/notifications/case/upload_code_issued.html", context)
-        response["Cache-Control"] = "no-store"  # the code must not outlive this page in a cache
+        response["Cache-Control"] = "no-store"  # the code must not outlive this page in a cache (admin adds more)
         return response
 
     def upload_code_revoke_view(self, request, case_id, code_id):
