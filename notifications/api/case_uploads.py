@@ -82,7 +82,7 @@ class CaseUploadAcceptedSerializer(serializers.Serializer):
     accepted = serializers.IntegerField(help_text="Visits accepted; they await an official's review.")
 
 
-def _wrong_code_noted(request, view) -> None:
+def _wrong_code_noted(request) -> None:
     address = CaseUploadIPThrottle().get_ident(request)
     tag = salted_hmac("leavehome.case_upload_address", address or "").hexdigest()[:12]
     for key, limit, who in (
@@ -136,7 +136,7 @@ class CaseUploadView(PhoneAPIView):
         try:
             accepted = case_upload_receive(**upload.validated_data)
         except UploadCodeNotFound as error:
-            _wrong_code_noted(request, self)
+            _wrong_code_noted(request)
             raise UploadCodeUnknown() from error
         except VisitRejected as rejected:
             raise VisitInvalid(rejected) from rejected
