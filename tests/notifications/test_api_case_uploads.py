@@ -323,7 +323,9 @@ def test_two_simultaneous_uploads_with_one_code_exactly_one_succeeds(case, code,
             thread.start()
         with connection.cursor() as cursor:
             waiting = 0
-            while waiting < 2:
+            while waiting < 2 and all(thread.is_alive() for thread in threads):
+                # Statistics views are read once per transaction unless the snapshot is cleared.
+                cursor.execute("SELECT pg_stat_clear_snapshot()")
                 cursor.execute(
                     "SELECT count(*) FROM pg_stat_activity"
                     " WHERE datname = current_database() AND wait_event_type = 'Lock'"
