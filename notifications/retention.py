@@ -23,9 +23,10 @@ from django.utils import timezone
 from psycopg import sql
 
 from leavehome.audit import audit_record
+from leavehome.lib.sql import on_postgres, sql_text
 from notifications import partitions
 from notifications.feed import exposure_feed_purge
-from notifications.models import Case, CaseVisit, Device, ExposureToken, Notification, VisitToken
+from notifications.models import Case, CaseVisit, Device, ExposureToken, Notification, UploadBacklog, VisitToken
 
 CHUNK = 10_000
 DEVICE_CHUNK = 1_000
@@ -39,13 +40,12 @@ def retention_cutoff(today: dt.date | None = None) -> dt.date:
 
 def _delete_chunked(table: str, where: sql.Composable, params: list, *, row_id: str) -> int:
     """DELETE the rows matching ``where`` CHUNK at a time, each chunk its own transaction."""
-    if connection.vendor == "postgresql" and row_id == "ctid":
+    if on_postgres() and row_id == "ctid":
         template = "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} LIMIT %s))"
     else:
         template = "DELETE FROM {table} WHERE {row_id} IN (SELECT {row_id} FROM {table} WHERE {where} LIMIT %s)"
     query = sql.SQL(template).format(table=sql.Identifier(table), where=where, row_id=sql.Identifier(row_id))
-    context = connection.connection if connection.vendor == "postgresql" else None
-    text = query.as_string(context)
+    text = sql_text(query)
     total = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:
@@ -82,6 +82,10 @@ def retention_purge(*, today: dt.date | None = None) -> dict:
         ExposureToken._meta.db_table, sql.SQL("date < %s"), [_date_param(cutoff)], row_id="id"
     )
     removed["exposure_feed_items"] = exposure_feed_purge(before=cutoff)
+    # Backlog rows of expired dates (a sweep stopped for that long): their tokens are gone.
+    removed["upload_backlog"] = _delete_chunked(
+        UploadBacklog._meta.db_table, sql.SQL("date < %s"), [_date_param(cutoff)], row_id="id"
+    )
     # Cases: once their last window ended before the cutoff nobody can still be matched.
     expired_cases = Case.objects.exclude(visits__end__gte=cutoff_start).filter(confirmed_on__lt=cutoff)
     removed["notifications"] = _ids_delete(
@@ -112,5 +116,6 @@ def _ids_delete(ids_queryset, model, *, chunk: int = CHUNK) -> int:
             if model is Device:
                 # No FK constraint from VisitToken (it would slow ingest): delete explicitly.
                 VisitToken.objects.filter(device_id__in=ids).delete()
+                UploadBacklog.objects.filter(device_id__in=ids).delete()
             model.objects.filter(pk__in=ids).delete()
         total += len(ids)
