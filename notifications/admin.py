@@ -15,25 +15,38 @@ from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
 
 from notifications import cases
-from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification
-from notifications.partitions import visit_tokens_stored_estimate
-from notifications.push.selectors import push_delivery_summary
+from notifications.models import Case, CaseVisit
+from notifications.official_selectors import case_previews, dashboard_figures, local_time_label
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
 IMPORT_MAX_BYTES = 256 * 1024
 
 
+def _zone_label() -> str:
+    """``HKT, UTC+08:00``: the deployment's zone, which every time on these pages is in."""
+    now = timezone.localtime()
+    offset = now.strftime("%z")
+    return f"{now:%Z}, UTC{offset[:3]}:{offset[3:]}"
+
+
+zone_label = lazy(_zone_label, str)
+
+
 class CaseVisitForm(forms.ModelForm):
     class Meta:
         model = CaseVisit
-        fields = ["venue", "start", "end", "padding_minutes"]
+        fields = ["venue", "start", "end", "padding_minutes", "public"]
         help_texts = {
-            "start": _("Local time (Hong Kong)."),
-            "end": _("Local time (Hong Kong); the window is [start, end)."),
+            "start": format_lazy(_("Local time ({zone})."), zone=zone_label()),
+            "end": format_lazy(_("Local time ({zone}); the window is [start, end)."), zone=zone_label()),
             "padding_minutes": _("Widens the window on both sides."),
         }
 
@@ -64,6 +77,14 @@ class CaseVisitInline(admin.TabularInline):
         return self._editable(obj) and super().has_delete_permission(request, obj)
 
 
+def _queued_message(n):
+    return ngettext("%(n)d case queued for publication.", "%(n)d cases queued for publication.", n) % {"n": n}
+
+
+def _withdrawn_message(n):
+    return ngettext("%(n)d case withdrawn.", "%(n)d cases withdrawn.", n) % {"n": n}
+
+
 def _each_case(modeladmin, request, queryset, service, done_message):
     done = 0
     for case in queryset:
@@ -77,18 +98,41 @@ def _each_case(modeladmin, request, queryset, service, done_message):
         modeladmin.message_user(request, done_message(done), level=messages.SUCCESS)
 
 
+def _local(field):
+    @admin.display(description=Case._meta.get_field(field).verbose_name, ordering=field)
+    def show(self, case):
+        value = getattr(case, field)
+        return local_time_label(value) if value else "–"
+
+    show.__name__ = f"{field}_local"
+    return show
+
+
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
-    list_display = ["reference", "confirmed_on", "status", "visit_count", "published_at", "withdrawn_at"]
+    list_display = ["reference", "confirmed_on", "status", "visit_count", "published_at_local", "withdrawn_at_local"]
     list_filter = ["status", "confirmed_on"]
     search_fields = ["reference"]
     date_hierarchy = "confirmed_on"
-    fields = ["reference", "confirmed_on", "message_en", "message_zh", "status", "created_by", "published_at"]
-    readonly_fields = ["status", "created_by", "created_at", "published_at", "withdrawn_at"]
+    fields = ["reference", "confirmed_on", "message_en", "message_zh", "status", "created_by", "published_at_local"]
+    readonly_fields = ["status", "created_by", "published_at_local"]
+    history_fields = [
+        "reference",
+        "confirmed_on",
+        "message_en",
+        "message_zh",
+        "status",
+        "created_by",
+        "published_at_local",
+        "withdrawn_at_local",
+    ]
     inlines = [CaseVisitInline]
     actions = ["publish", "withdraw"]
     change_list_template = "admin/notifications/case/change_list.html"
     change_form_template = "admin/notifications/case/change_form.html"
+
+    published_at_local = _local("published_at")
+    withdrawn_at_local = _local("withdrawn_at")
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(visit_total=Count("visits"))
@@ -97,10 +141,20 @@ class CaseAdmin(admin.ModelAdmin):
     def visit_count(self, case):
         return case.visit_total
 
+    def get_fields(self, request, obj=None):
+        return self.history_fields if obj is not None and obj.status != Case.Status.DRAFT else self.fields
+
     def get_readonly_fields(self, request, obj=None):
         if obj is not None and obj.status != Case.Status.DRAFT:
-            return [*self.fields, "withdrawn_at"]  # published cases are history: only withdrawal changes them
+            return self.history_fields  # published cases are history: only withdrawal changes them
         return self.readonly_fields
+
+    def has_change_permission(self, request, obj=None):
+        # Not a draft: the page is read-only, without save buttons; the case's own
+        # Publish/Withdraw buttons are the only ways to act on it.
+        if obj is not None and obj.status != Case.Status.DRAFT:
+            return False
+        return super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request, obj=None):
         return False  # cases leave only by retention, so the audit trail always has its object
@@ -113,29 +167,35 @@ class CaseAdmin(admin.ModelAdmin):
     def has_publish_permission(self, request):
         return request.user.has_perm("notifications.publish_case")
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        case = self.get_object(request, object_id)
+        extra = {"may_publish": self.has_publish_permission(request)}
+        if case is not None:
+            extra["previews"] = case_previews(case)
+            extra["blocked"] = any(not preview.exposure_tokens for preview in extra["previews"])
+        return super().change_view(request, object_id, form_url, {**extra, **(extra_context or {})})
+
     @admin.action(description=_("Publish selected cases (notifies exposed phones)"), permissions=["publish"])
     def publish(self, request, queryset):
         # A worker builds the exposures (it holds the tracing key); the case shows as
         # published once it has.
-        _each_case(
-            self,
-            request,
-            queryset,
-            cases.case_publish_later,
-            lambda n: (
-                ngettext("%(n)d case queued for publication.", "%(n)d cases queued for publication.", n) % {"n": n}
-            ),
-        )
+        _each_case(self, request, queryset, cases.case_publish_later, _queued_message)
 
     @admin.action(description=_("Withdraw selected cases (their notifications are withdrawn)"), permissions=["publish"])
     def withdraw(self, request, queryset):
-        _each_case(
-            self,
-            request,
-            queryset,
-            cases.case_withdraw,
-            lambda n: ngettext("%(n)d case withdrawn.", "%(n)d cases withdrawn.", n) % {"n": n},
-        )
+        _each_case(self, request, queryset, cases.case_withdraw, _withdrawn_message)
+
+    def case_action_view(self, request, case_id, action):
+        """The Publish and Withdraw buttons of a case's page: one case, then back to its page."""
+        if not self.has_publish_permission(request):
+            raise PermissionDenied
+        case = get_object_or_404(Case, pk=case_id)
+        service, done = {
+            "publish": (cases.case_publish_later, _queued_message),
+            "withdraw": (cases.case_withdraw, _withdrawn_message),
+        }[action]
+        _each_case(self, request, [case], service, done)
+        return redirect(reverse("admin:notifications_case_change", args=[case.pk]))
 
     def get_urls(self):
         own = [
@@ -145,6 +205,15 @@ class CaseAdmin(admin.ModelAdmin):
                 name="notifications_case_import_visits",
             ),
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="notifications_dashboard"),
+            *(
+                path(
+                    f"<int:case_id>/{action}/",
+                    self.admin_site.admin_view(require_POST(self.case_action_view)),
+                    {"action": action},
+                    name=f"notifications_case_{action}",
+                )
+                for action in ("publish", "withdraw")
+            ),
         ]
         return own + super().get_urls()
 
@@ -181,22 +250,3 @@ class CaseAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Dashboard")}
         context.update(dashboard_figures())
         return TemplateResponse(request, "admin/notifications/dashboard.html", context)
-
-
-def _counts(queryset, *fields):
-    return list(queryset.values(*fields).annotate(total=Count("pk")).order_by(*fields))
-
-
-def dashboard_figures() -> dict:
-    """What the dashboard shows: a few grouped counts, each one query."""
-    from venues.models import Venue
-
-    return {
-        "venues": _counts(Venue.objects.all(), "status"),
-        "devices": Device.objects.count(),
-        "visit_tokens": visit_tokens_stored_estimate(),
-        "cases": _counts(Case.objects.all(), "status"),
-        "matches": _counts(Notification.objects.all(), "risk", "status"),
-        "runs": list(MatchingRun.objects.select_related("case")[:20]),
-        "push": push_delivery_summary(),
-    }

@@ -22,6 +22,7 @@ from notifications import matching
 from notifications.exposures import exposures_store
 from notifications.feed import exposure_feed_append
 from notifications.models import Case, CaseVisit
+from notifications.official_selectors import case_visit_previews
 
 # A CSV import is a list an official prepared by hand; more rows than this is a mistake.
 IMPORT_MAX_ROWS = 500
@@ -58,13 +59,24 @@ def _publishable_visits(case: Case, *, now) -> list[CaseVisit]:
     """The case's visits if it can be published now; raises CaseStateError or ValidationError if not."""
     if case.status != Case.Status.DRAFT:
         raise CaseStateError(_("Only a draft case can be published."))
-    visits = list(case.visits.all())
+    visits = list(case.visits.select_related("venue", "case"))
     if not visits:
         raise CaseStateError(_("Add at least one venue visit before publishing."))
     for visit in visits:
         errors = case_visit_window_errors(start=visit.start, end=visit.end, now=now)
         if errors:
-            raise ValidationError([f"{visit.venue_id}: {error}" for error in errors])
+            raise ValidationError([f"{visit}: {error}" for error in errors])
+    # A window that ends before any code of its venue was issued yields no exposure token:
+    # publishing it would tell nobody while the official believes phones were told.
+    empty = [preview.case_visit for preview in case_visit_previews(visits) if not preview.exposure_tokens]
+    if empty:
+        raise ValidationError(
+            [
+                _("%(visit)s: no code of this venue was issued before the window ends, so no phone can be told.")
+                % {"visit": visit}
+                for visit in empty
+            ]
+        )
     return visits
 
 

@@ -1,0 +1,141 @@
+"""Reads for the health officials' console: publication previews and the dashboard's figures.
+
+Everything the admin shows about cases, tokens and matching comes from here, so each figure
+has one definition and one query-count guard (tests/notifications/test_official_selectors.py).
+Queries are bounded: grouped counts of small tables, or of a retention-bounded range through
+an index; the visit-token table (billions of rows at peak) is never counted exactly beyond
+VISIT_TOKENS_EXACT_UP_TO rows.
+"""
+
+import datetime as dt
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.db.models import Count
+from django.utils import timezone
+
+from notifications import tokens
+from notifications.exposures import case_visit_window
+from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification, VisitToken
+from notifications.partitions import visit_tokens_stored_estimate
+from notifications.push.selectors import push_delivery_summary
+
+# Below this many stored visit tokens the dashboard counts them exactly (a bounded scan of at
+# most this many index entries); above it, the planner's estimate, labelled as one.
+VISIT_TOKENS_EXACT_UP_TO = 100_000
+
+
+def local_time_label(moment: dt.datetime) -> str:
+    """``2026-12-01 13:02 HKT``: local time with its zone, as every page of the console shows it."""
+    local = timezone.localtime(moment)
+    return f"{local:%Y-%m-%d %H:%M} {local:%Z}"
+
+
+@dataclass
+class CaseVisitPreview:
+    """What publishing one case visit will do, computed without opening any venue key."""
+
+    case_visit: CaseVisit
+    start: dt.datetime  # padded window, local time
+    end: dt.datetime
+    code_versions: list[int]
+    slots: int
+    dates: int
+
+    @property
+    def high_tokens(self) -> int:
+        return self.slots * len(self.code_versions)
+
+    @property
+    def low_tokens(self) -> int:
+        return self.dates * len(self.code_versions)
+
+    @property
+    def exposure_tokens(self) -> int:
+        return self.high_tokens + self.low_tokens
+
+    @property
+    def window_label(self) -> str:
+        return f"{local_time_label(self.start)} – {local_time_label(self.end)}"
+
+
+def case_visit_previews(case_visits) -> list[CaseVisitPreview]:
+    """Per case visit: the code versions of its venue issued before its window ends (PROTOCOL §3:
+    a phone may hold any of them) and how many exposure tokens it will produce. Zero tokens
+    means no phone can be told: nobody checked in with a code of that venue in the window.
+    Two queries whatever the number of visits (the visits with their venues, the codes)."""
+    from venues.models import VenueCode
+
+    case_visits = list(case_visits)
+    venue_ids = {visit.venue_id for visit in case_visits}
+    issued: dict = defaultdict(list)
+    codes = VenueCode.objects.filter(venue_id__in=venue_ids).order_by("version")
+    for venue_id, version, issued_at in codes.values_list("venue_id", "version", "issued_at"):
+        issued[venue_id].append((version, issued_at))
+    time_zone = ZoneInfo(settings.TIME_ZONE)
+    previews = []
+    for visit in case_visits:
+        start, end = case_visit_window(visit)
+        slots = tokens.covered_slots(math.floor(start.timestamp()), math.ceil(end.timestamp()))
+        dates = {tokens.slot_local_date(slot, time_zone) for slot in slots}
+        versions = [version for version, issued_at in issued[visit.venue_id] if issued_at < end]
+        previews.append(
+            CaseVisitPreview(
+                case_visit=visit,
+                start=timezone.localtime(start),
+                end=timezone.localtime(end),
+                code_versions=versions,
+                slots=len(slots),
+                dates=len(dates),
+            )
+        )
+    return previews
+
+
+def case_previews(case: Case) -> list[CaseVisitPreview]:
+    """The previews of a case's visits, in window order."""
+    return case_visit_previews(case.visits.select_related("venue", "case"))
+
+
+@dataclass
+class Figure:
+    """A number the dashboard shows, and whether it is an estimate (then labelled so)."""
+
+    value: int
+    estimate: bool = False
+
+
+def visit_tokens_figure() -> Figure:
+    """Visit tokens stored: exact up to VISIT_TOKENS_EXACT_UP_TO, else the planner's estimate.
+
+    The estimate alone reads 0 before the first ANALYZE of a partition, which would tell an
+    official that nothing is stored; a bounded count settles small tables exactly, and a big
+    table is never reported below the bound it was seen to exceed.
+    """
+    # A sliced count is SELECT count(*) FROM (SELECT … LIMIT n): it stops after n rows.
+    seen = VisitToken.objects.values("date")[: VISIT_TOKENS_EXACT_UP_TO + 1].count()
+    if seen <= VISIT_TOKENS_EXACT_UP_TO:
+        return Figure(seen)
+    return Figure(max(visit_tokens_stored_estimate(), seen), estimate=True)
+
+
+def _counts(queryset, *fields):
+    return list(queryset.values(*fields).annotate(total=Count("pk")).order_by(*fields))
+
+
+def dashboard_figures() -> dict:
+    """What the dashboard's tables show: a few grouped counts, each one query."""
+    from venues.models import Venue
+
+    return {
+        "venues": _counts(Venue.objects.all(), "status"),
+        "devices": Device.objects.count(),
+        "visit_tokens": visit_tokens_figure(),
+        "cases": _counts(Case.objects.all(), "status"),
+        "matches": _counts(Notification.objects.all(), "risk", "status"),
+        "runs": list(MatchingRun.objects.select_related("case")[:20]),
+        "push": push_delivery_summary(),
+    }
