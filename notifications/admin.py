@@ -23,7 +23,8 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from notifications import cases
-from notifications.models import Case, CaseVisit
+from notifications.advice import advice_in_force, advice_offsets_errors, advice_template_publish, advice_text_errors
+from notifications.models import AdviceTemplate, Case, CaseVisit, Risk
 from notifications.official_selectors import case_previews, dashboard_figures, local_time_label
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
@@ -250,3 +251,90 @@ class CaseAdmin(admin.ModelAdmin):
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Dashboard")}
         context.update(dashboard_figures())
         return TemplateResponse(request, "admin/notifications/dashboard.html", context)
+
+
+class AdviceTemplateForm(forms.ModelForm):
+    test_day_offsets = forms.CharField(
+        label=_("test days after exposure"),
+        required=False,
+        help_text=_("Days after the exposure date, separated by commas, e.g. 3, 7; empty for none."),
+    )
+
+    class Meta:
+        model = AdviceTemplate
+        fields = ["risk", "text_en", "text_zh", "test_day_offsets"]
+        help_texts = {
+            "text_en": _("Placeholders: {venue}, {date} (the exposure date), {test_dates}."),
+            "text_zh": _("Placeholders: {venue}, {date} (the exposure date), {test_dates}."),
+        }
+
+    def clean_test_day_offsets(self):
+        text = self.cleaned_data["test_day_offsets"]
+        if isinstance(text, list):
+            return text
+        try:
+            return [int(part) for part in text.replace("，", ",").split(",") if part.strip()]
+        except ValueError as error:
+            raise ValidationError(_("Test days must be whole numbers of days after the exposure.")) from error
+
+    def clean(self):
+        data = super().clean()
+        for field in ("text_en", "text_zh"):
+            for problem in advice_text_errors(data.get(field) or ""):
+                self.add_error(field, problem)
+        offsets = data.get("test_day_offsets")
+        if offsets is not None:
+            for problem in advice_offsets_errors(offsets):
+                self.add_error("test_day_offsets", problem)
+        return data
+
+
+@admin.register(AdviceTemplate)
+class AdviceTemplateAdmin(admin.ModelAdmin):
+    """Advice templates: a save is a new version (never an edit), put in force by the service."""
+
+    form = AdviceTemplateForm
+    list_display = ["risk", "version", "text_en", "test_day_offsets", "created_by", "created_at_local"]
+    list_filter = ["risk"]
+    readonly_fields = ["risk", "version", "text_en", "text_zh", "test_day_offsets", "created_by", "created_at_local"]
+
+    @admin.display(description=_("created"), ordering="created_at")
+    def created_at_local(self, template):
+        return local_time_label(template.created_at)
+
+    def has_add_permission(self, request):
+        return request.user.has_perm("notifications.edit_advice")
+
+    def has_change_permission(self, request, obj=None):
+        return False  # versions are history; a change is a new version
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # cases pin versions: what phones were told stays explainable
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj is not None else []
+
+    def get_changeform_initial_data(self, request):
+        # A new version starts from the one in force for the risk asked for (?risk=low).
+        risk = request.GET.get("risk", Risk.HIGH)
+        current = advice_in_force(risk if risk in Risk.values else Risk.HIGH)
+        return {
+            "risk": current.risk,
+            "text_en": current.text_en,
+            "text_zh": current.text_zh,
+            "test_day_offsets": ", ".join(str(day) for day in current.test_day_offsets),
+        }
+
+    def save_model(self, request, obj, form, change):
+        try:
+            saved = advice_template_publish(
+                risk=obj.risk,
+                text_en=obj.text_en,
+                text_zh=obj.text_zh,
+                test_day_offsets=form.cleaned_data["test_day_offsets"],
+                actor=request.user,
+            )
+        except ValidationError as error:
+            # Checked again in the form's clean(); a race (two saves at once) lands here.
+            raise PermissionDenied(" ".join(error.messages)) from error
+        obj.pk, obj.version, obj.created_at = saved.pk, saved.version, saved.created_at

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 
 from leavehome.audit import audit_record
 from notifications import matching
+from notifications.advice import case_advice_pin
 from notifications.exposures import exposures_store
 from notifications.feed import exposure_feed_append
 from notifications.models import Case, CaseVisit
@@ -108,7 +109,8 @@ def case_publish(*, case: Case, actor) -> Case:
         visits = _publishable_visits(case, now=now)
         chunks = exposures_store(visits)
         case.status, case.published_at = Case.Status.PUBLISHED, now
-        case.save(update_fields=["status", "published_at"])
+        case_advice_pin(case)
+        case.save(update_fields=["status", "published_at", "advice_high", "advice_low"])
         exposure_feed_append(case_visit_ids=[visit.pk for visit in visits], status="active")
         audit_record(actor=actor, action="case.publish", obj=case, case_visits=len(visits), dates=len(chunks))
         matching.publication_match_later(case_id=case.pk, chunks=chunks)
