@@ -321,3 +321,7 @@ CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",
     "schedule": 6 * 3600.0,
 }
+
+# --- Health officials' console (docs/console.md) --------------------------------------------
+# Days a case visit stays on the public exposure list after its window ends.
+PUBLIC_EXPOSURE_LIST_DAYS = env_int("PUBLIC_EXPOSURE_LIST_DAYS", 14)

@@ -24,6 +24,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("notifications.api.urls")),
+    path("", include("notifications.public_urls", namespace="public")),
     path("", include("venues.urls", namespace="venues")),
     # Owner accounts (venues engineer); no namespace, Django's auth views reverse these names.
     path("accounts/", include("venues.account_urls")),

@@ -5,6 +5,7 @@ Made visible to the tests by tests/notifications/conftest.py; helpers are import
 
 import datetime as dt
 import importlib
+import itertools
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -15,12 +16,13 @@ from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
 from notifications.models import Case, CaseVisit
-from venues.keys import signing_key_create
+from venues.keys import NoActiveSigningKey, signing_key_active, signing_key_create
 from venues.models import VenueCode
 from venues.services import venue_register
 
 ZONE = ZoneInfo(settings.TIME_ZONE)
 PASSWORD = "correct horse battery 9"
+_serial = itertools.count(1)
 
 
 def health_officials_group_create():
@@ -45,8 +47,11 @@ def official_make(username, **kwargs):
 
 def venue_with_old_code(**fields):
     """A venue whose first code was issued 60 days ago, so any window in retention is covered."""
-    signing_key_create()
-    owner = get_user_model().objects.create_user(username=f"owner-{Case.objects.count()}@example.com")
+    try:
+        signing_key_active()
+    except NoActiveSigningKey:
+        signing_key_create()
+    owner = get_user_model().objects.create_user(username=f"owner-{next(_serial)}@example.com")
     defaults = {"name_en": "Lucky Noodle House", "name_zh": "好運麵家", "category": "catering"}
     venue = venue_register(owner=owner, **{**defaults, **fields})
     VenueCode.objects.filter(venue=venue).update(issued_at=timezone.now() - dt.timedelta(days=60))

@@ -1,0 +1,63 @@
+"""The public exposure list as a page, JSON and CSV (notifications/public.py says what it holds).
+
+JSON and CSV are the same for everyone: shared caches may keep them for a few minutes and
+revalidate with their ETag (304 when unchanged). The page carries the language switch's CSRF
+token, so it is not for shared caches.
+"""
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.http import HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers, quote_etag
+from django.views.decorators.http import require_GET
+
+from notifications.public import district_names, public_exposures, public_exposures_csv, public_exposures_document
+
+# Matches how often an official's publication should reach the public (minutes, not hours).
+PUBLIC_MAX_AGE_SECONDS = 300
+
+
+def _district(request) -> str:
+    district = request.GET.get("district", "")
+    return district if district in {slug for slug, _, _ in district_names()} else ""
+
+
+def _cacheable(request, response, body: bytes):
+    etag = quote_etag(hashlib.sha256(body).hexdigest()[:32])
+    unchanged = get_conditional_response(request, etag=etag)
+    response = unchanged or response
+    response["ETag"] = etag
+    patch_cache_control(response, public=True, max_age=PUBLIC_MAX_AGE_SECONDS)
+    return response
+
+
+@require_GET
+def exposures_page(request):
+    district = _district(request)
+    context = {
+        "entries": public_exposures(district=district),
+        "districts": district_names(),
+        "district": district,
+        "days": settings.PUBLIC_EXPOSURE_LIST_DAYS,
+    }
+    response = render(request, "notifications/exposures.html", context)
+    patch_vary_headers(response, ["Accept-Language", "Cookie"])
+    return response
+
+
+@require_GET
+def exposures_json(request):
+    document = public_exposures_document(public_exposures(district=_district(request)))
+    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return _cacheable(request, JsonResponse(document, json_dumps_params={"ensure_ascii": False}), body)
+
+
+@require_GET
+def exposures_csv(request):
+    body = public_exposures_csv(public_exposures(district=_district(request))).encode()
+    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = 'inline; filename="exposures.csv"'
+    return _cacheable(request, response, body)
