@@ -325,3 +325,5 @@ CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
 # --- Health officials' console (docs/console.md) --------------------------------------------
 # Days a case visit stays on the public exposure list after its window ends.
 PUBLIC_EXPOSURE_LIST_DAYS = env_int("PUBLIC_EXPOSURE_LIST_DAYS", 14)
+# Cluster candidates: venues two or more cases visited within this many days (the page's default).
+CLUSTER_CANDIDATE_DAYS = env_int("CLUSTER_CANDIDATE_DAYS", 14)

@@ -9,9 +9,11 @@ notifications/cases.py, which audits it.
 """
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -25,7 +27,14 @@ from django.views.decorators.http import require_POST
 from notifications import cases
 from notifications.advice import advice_in_force, advice_offsets_errors, advice_template_publish, advice_text_errors
 from notifications.models import AdviceTemplate, Case, CaseVisit, Risk
-from notifications.official_selectors import case_previews, dashboard_figures, local_time_label
+from notifications.official_selectors import (
+    CLUSTER_ORDERS,
+    case_previews,
+    cluster_candidates,
+    cluster_candidates_csv,
+    dashboard_figures,
+    local_time_label,
+)
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
 IMPORT_MAX_BYTES = 256 * 1024
@@ -206,6 +215,7 @@ class CaseAdmin(admin.ModelAdmin):
                 name="notifications_case_import_visits",
             ),
             path("dashboard/", self.admin_site.admin_view(self.dashboard_view), name="notifications_dashboard"),
+            path("clusters/", self.admin_site.admin_view(self.clusters_view), name="notifications_clusters"),
             *(
                 path(
                     f"<int:case_id>/{action}/",
@@ -244,6 +254,37 @@ class CaseAdmin(admin.ModelAdmin):
                 messages.error(request, " ".join(error.messages))
             context.update(rows=rows, csv_text=text, has_errors=any(row.errors for row in rows))
         return TemplateResponse(request, "admin/notifications/case/import_visits.html", context)
+
+    def clusters_view(self, request):
+        """Venues two or more cases visited within ``?days=`` (sortable with ``?o=``; ``?format=csv``)."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        try:
+            days = min(max(int(request.GET.get("days", settings.CLUSTER_CANDIDATE_DAYS)), 1), 31)
+        except ValueError:
+            days = settings.CLUSTER_CANDIDATE_DAYS
+        order = request.GET.get("o", "cases")
+        order = order if order in CLUSTER_ORDERS else "cases"
+        clusters = cluster_candidates(days=days, order=order)
+        if request.GET.get("format") == "csv":
+            response = HttpResponse(cluster_candidates_csv(clusters), content_type="text/csv; charset=utf-8")
+            response["Content-Disposition"] = f'attachment; filename="cluster-candidates-{days}d.csv"'
+            return response
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Cluster candidates"),
+            "clusters": clusters,
+            "days": days,
+            "order": order,
+            "orders": [
+                ("cases", _("most cases")),
+                ("latest", _("latest visit")),
+                ("overlap", _("overlapping first")),
+                ("venue", _("venue name")),
+            ],
+        }
+        return TemplateResponse(request, "admin/notifications/clusters.html", context)
 
     def dashboard_view(self, request):
         if not self.has_view_permission(request):

@@ -7,7 +7,9 @@ an index; the visit-token table (billions of rows at peak) is never counted exac
 VISIT_TOKENS_EXACT_UP_TO rows.
 """
 
+import csv
 import datetime as dt
+import io
 import math
 from collections import defaultdict
 from dataclasses import dataclass
@@ -120,6 +122,101 @@ def visit_tokens_figure() -> Figure:
     if seen <= VISIT_TOKENS_EXACT_UP_TO:
         return Figure(seen)
     return Figure(max(visit_tokens_stored_estimate(), seen), estimate=True)
+
+
+@dataclass
+class ClusterCandidate:
+    """A venue that at least two distinct cases visited within the period."""
+
+    venue: object
+    visits: list[CaseVisit]  # window order, with their cases
+    overlapping: bool  # two different cases' windows overlap in time
+
+    @property
+    def cases(self) -> list[Case]:
+        return list({visit.case_id: visit.case for visit in self.visits}.values())
+
+    @property
+    def case_count(self) -> int:
+        return len(self.cases)
+
+    @property
+    def first_start(self) -> dt.datetime:
+        return self.visits[0].start
+
+    @property
+    def last_end(self) -> dt.datetime:
+        return max(visit.end for visit in self.visits)
+
+
+CLUSTER_ORDERS = {
+    "cases": lambda cluster: (-cluster.case_count, -cluster.last_end.timestamp()),
+    "latest": lambda cluster: -cluster.last_end.timestamp(),
+    "venue": lambda cluster: cluster.venue.name_en.lower(),
+    "overlap": lambda cluster: (not cluster.overlapping, -cluster.case_count),
+}
+
+
+def _overlapping(visits: list[CaseVisit]) -> bool:
+    """Whether windows of two different cases overlap (visits sorted by start)."""
+    for index, visit in enumerate(visits):
+        for later in visits[index + 1 :]:
+            if later.start >= visit.end:
+                break
+            if later.case_id != visit.case_id:
+                return True
+    return False
+
+
+def cluster_candidates(*, days: int, order: str = "cases", now=None) -> list[ClusterCandidate]:
+    """Venues visited by two or more distinct cases whose windows start within the last ``days``.
+
+    Backward tracing: venues several cases share are where clusters are found. Withdrawn
+    cases do not count. Two queries: the venues with their distinct case count (grouped over
+    the period's case visits, a few thousand at most), then those venues' visits.
+    """
+    now = now or timezone.now()
+    visits = CaseVisit.objects.filter(start__gte=now - dt.timedelta(days=days)).exclude(
+        case__status=Case.Status.WITHDRAWN
+    )
+    shared = visits.values("venue_id").annotate(cases=Count("case_id", distinct=True)).filter(cases__gte=2)
+    venue_ids = shared.values("venue_id")
+    by_venue: dict = defaultdict(list)
+    for visit in visits.filter(venue_id__in=venue_ids).select_related("venue", "case").order_by("start"):
+        by_venue[visit.venue_id].append(visit)
+    clusters = [
+        ClusterCandidate(venue=venue_visits[0].venue, visits=venue_visits, overlapping=_overlapping(venue_visits))
+        for venue_visits in by_venue.values()
+    ]
+    return sorted(clusters, key=CLUSTER_ORDERS.get(order, CLUSTER_ORDERS["cases"]))
+
+
+def cluster_candidates_csv(clusters: list[ClusterCandidate]) -> str:
+    """One row per case visit of each candidate, formula-safe (officials open it in a spreadsheet)."""
+    from venues.exports import spreadsheet_safe
+
+    out = io.StringIO()
+    out.write("\ufeff")
+    writer = csv.writer(out)
+    writer.writerow(
+        ["venue_id", "venue_en", "venue_zh", "district", "cases", "overlapping", "case", "case_status", "start", "end"]
+    )
+    for cluster in clusters:
+        for visit in cluster.visits:
+            row = [
+                cluster.venue.pk,
+                cluster.venue.name_en,
+                cluster.venue.name_zh,
+                cluster.venue.district,
+                cluster.case_count,
+                "yes" if cluster.overlapping else "no",
+                visit.case.reference,
+                visit.case.status,
+                timezone.localtime(visit.start).isoformat(),
+                timezone.localtime(visit.end).isoformat(),
+            ]
+            writer.writerow([spreadsheet_safe(cell) for cell in row])
+    return out.getvalue()
 
 
 def _counts(queryset, *fields):
