@@ -30,6 +30,7 @@ from notifications.models import AdviceTemplate, Case, CaseVisit, Risk
 from notifications.official_selectors import (
     CLUSTER_ORDERS,
     case_previews,
+    chart_figures,
     cluster_candidates,
     cluster_candidates_csv,
     dashboard_figures,
@@ -291,6 +292,18 @@ class CaseAdmin(admin.ModelAdmin):
             raise PermissionDenied
         context = {**self.admin_site.each_context(request), "opts": self.model._meta, "title": _("Dashboard")}
         context.update(dashboard_figures())
+        context["charts"] = chart_figures()
+        context["chart_labels"] = {
+            "high": str(_("High")),
+            "low": str(_("Low")),
+            "published": str(_("Published")),
+            "withdrawn": str(_("Withdrawn")),
+            "delivered": str(_("Delivered")),
+            "failed": str(_("Failed permanently")),
+            "lag": str(_("seconds")),
+            "tokens": str(_("Visit tokens")),
+            "tokens_estimate": str(_("Visit tokens (estimate)")),
+        }
         return TemplateResponse(request, "admin/notifications/dashboard.html", context)
 
 

@@ -301,6 +301,8 @@ class PushDelivery(models.Model):
                 name="pushdelivery_unfinished",
                 condition=models.Q(status__in=["pending", "sending", "retrying"]),
             ),
+            # The dashboard's outcomes per hour read the last day's rows only.
+            models.Index(fields=["created_at"], name="pushdelivery_created"),
         ]
 
 

@@ -16,7 +16,9 @@ from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.db import connection
 from django.db.models import Count
+from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
 from notifications import tokens
@@ -217,6 +219,128 @@ def cluster_candidates_csv(clusters: list[ClusterCandidate]) -> str:
             ]
             writer.writerow([spreadsheet_safe(cell) for cell in row])
     return out.getvalue()
+
+
+def _local_days(days: int, now) -> list[dt.date]:
+    today = timezone.localtime(now).date()
+    return [today - dt.timedelta(days=offset) for offset in range(days - 1, -1, -1)]
+
+
+def _local_hours(hours: int, now) -> list[dt.datetime]:
+    top = timezone.localtime(now).replace(minute=0, second=0, microsecond=0)
+    return [top - dt.timedelta(hours=offset) for offset in range(hours - 1, -1, -1)]
+
+
+def _day_start(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time(), tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def visit_tokens_by_date() -> tuple[dict[dt.date, int], bool]:
+    """Visit tokens stored per local date, and whether the numbers are estimates.
+
+    On PostgreSQL the planner's row estimate of each date partition (pg_class, no scan of the
+    table); on SQLite (the embedded default, small) an exact grouped count.
+    """
+    from notifications.partitions import PARENT
+
+    if connection.vendor != "postgresql":
+        rows = VisitToken.objects.values("date").annotate(n=Count("token")).values_list("date", "n")
+        return dict(rows), False
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, greatest(c.reltuples, 0)::bigint FROM pg_inherits i "
+            "JOIN pg_class p ON p.oid = i.inhparent JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE p.relname = %s AND c.relname LIKE %s",
+            [PARENT, f"{PARENT}_p%"],
+        )
+        rows = cursor.fetchall()
+    prefix = f"{PARENT}_p"
+    return {dt.datetime.strptime(name.removeprefix(prefix), "%Y%m%d").date(): total for name, total in rows}, True
+
+
+def chart_figures(*, days: int = 14, hours: int = 24, now=None) -> dict:
+    """The series the dashboard's charts draw; every label is local time, every query bounded.
+
+    Notifications and cases per day over ``days`` (range scans of created_at, published_at and
+    withdrawn_at, indexed or small), push outcomes per channel kind per hour over ``hours``
+    (PushDelivery's created_at index), publication lag per case over ``days`` (its matching
+    runs), visit tokens per date (partition estimates). Six queries.
+    """
+    from notifications.models import PushChannel, PushDelivery
+
+    now = now or timezone.now()
+    zone = ZoneInfo(settings.TIME_ZONE)
+    day_list = _local_days(days, now)
+    since = _day_start(day_list[0])
+    hour_list = _local_hours(hours, now)
+
+    notifications = {risk: dict.fromkeys(day_list, 0) for risk in ("high", "low")}
+    per_day = (
+        Notification.objects.filter(created_at__gte=since)
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values("day", "risk")
+        .annotate(n=Count("id"))
+    )
+    for row in per_day:
+        notifications[row["risk"]][row["day"]] = row["n"]
+
+    cases = {"published": dict.fromkeys(day_list, 0), "withdrawn": dict.fromkeys(day_list, 0)}
+    for field, series in (("published_at", "published"), ("withdrawn_at", "withdrawn")):
+        grouped = (
+            Case.objects.filter(**{f"{field}__gte": since})
+            .annotate(day=TruncDate(field, tzinfo=zone))
+            .values("day")
+            .annotate(n=Count("id"))
+        )
+        for row in grouped:
+            cases[series][row["day"]] = row["n"]
+
+    kinds = [kind.value for kind in PushChannel.Kind]
+    push = {(kind, outcome): dict.fromkeys(hour_list, 0) for kind in kinds for outcome in ("delivered", "failed")}
+    per_hour = (
+        PushDelivery.objects.filter(created_at__gte=hour_list[0])
+        .annotate(hour=TruncHour("created_at", tzinfo=zone))
+        .values("hour", "channel__kind", "status")
+        .annotate(n=Count("id"))
+    )
+    for row in per_hour:
+        if row["status"] in (PushDelivery.Status.DELIVERED, PushDelivery.Status.FAILED, PushDelivery.Status.DISABLED):
+            outcome = "delivered" if row["status"] == PushDelivery.Status.DELIVERED else "failed"
+            hour = timezone.localtime(row["hour"])
+            if hour in push[(row["channel__kind"], outcome)]:
+                push[(row["channel__kind"], outcome)][hour] += row["n"]
+
+    # Publish → notifications written: from the click's publication to the end of its last
+    # matching chunk. Runs of the period's cases only: a few per case and date.
+    lag: dict[str, float] = {}
+    runs = MatchingRun.objects.filter(
+        direction=MatchingRun.Direction.PUBLICATION, case__published_at__gte=since
+    ).order_by("case__published_at", "started_at")
+    for reference, published_at, started_at, duration_ms in runs.values_list(
+        "case__reference", "case__published_at", "started_at", "duration_ms"
+    ):
+        done = (started_at - published_at).total_seconds() + duration_ms / 1000
+        lag[reference] = max(lag.get(reference, 0.0), max(done, 0.0))
+
+    tokens, tokens_estimated = visit_tokens_by_date()
+    token_dates = sorted(tokens)[-days:]
+    return {
+        "days": [day.isoformat() for day in day_list],
+        "hours": [f"{hour:%m-%d %H:00}" for hour in hour_list],
+        "zone": f"{timezone.localtime(now):%Z}",
+        "notifications": {risk: list(series.values()) for risk, series in notifications.items()},
+        "cases": {name: list(series.values()) for name, series in cases.items()},
+        "push": [
+            {"kind": kind, "outcome": outcome, "counts": list(series.values())}
+            for (kind, outcome), series in push.items()
+        ],
+        "lag": {"cases": list(lag), "seconds": [round(value, 2) for value in lag.values()]},
+        "tokens": {
+            "dates": [day.isoformat() for day in token_dates],
+            "counts": [tokens[day] for day in token_dates],
+            "estimate": tokens_estimated,
+        },
+    }
 
 
 def _counts(queryset, *fields):

@@ -200,5 +200,9 @@ class Migration(migrations.Migration):
             model_name="advicetemplate",
             constraint=models.UniqueConstraint(fields=("risk", "version"), name="one_advice_version_per_risk"),
         ),
+        migrations.AddIndex(
+            model_name="pushdelivery",
+            index=models.Index(fields=["created_at"], name="pushdelivery_created"),
+        ),
         migrations.RunPython(create_defaults, migrations.RunPython.noop),
     ]
