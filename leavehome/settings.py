@@ -327,3 +327,6 @@ CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
 PUBLIC_EXPOSURE_LIST_DAYS = env_int("PUBLIC_EXPOSURE_LIST_DAYS", 14)
 # Cluster candidates: venues two or more cases visited within this many days (the page's default).
 CLUSTER_CANDIDATE_DAYS = env_int("CLUSTER_CANDIDATE_DAYS", 14)
+# A publication estimated to notify more devices than this waits for a second official's
+# approval (notifications/safety.py); 0 turns the rule off.
+PUBLICATION_APPROVAL_THRESHOLD = env_int("PUBLICATION_APPROVAL_THRESHOLD", 10000)

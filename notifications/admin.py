@@ -27,6 +27,7 @@ from django.views.decorators.http import require_POST
 from notifications import cases
 from notifications.advice import advice_in_force, advice_offsets_errors, advice_template_publish, advice_text_errors
 from notifications.models import AdviceTemplate, Case, CaseVisit, Risk
+from notifications.safety import kill_switch_is_on, kill_switch_set, kill_switch_state
 from notifications.official_selectors import (
     CLUSTER_ORDERS,
     case_previews,
@@ -180,7 +181,11 @@ class CaseAdmin(admin.ModelAdmin):
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
         case = self.get_object(request, object_id)
-        extra = {"may_publish": self.has_publish_permission(request)}
+        extra = {
+            "may_publish": self.has_publish_permission(request),
+            "kill_switch_on": kill_switch_is_on(),
+            "approval_threshold": settings.PUBLICATION_APPROVAL_THRESHOLD,
+        }
         if case is not None:
             extra["previews"] = case_previews(case)
             extra["blocked"] = any(not preview.exposure_tokens for preview in extra["previews"])
@@ -204,6 +209,8 @@ class CaseAdmin(admin.ModelAdmin):
         service, done = {
             "publish": (cases.case_publish_later, _queued_message),
             "withdraw": (cases.case_withdraw, _withdrawn_message),
+            "approve": (cases.case_approve, lambda n: _("Approved: a worker publishes the case now.")),
+            "decline": (cases.case_approval_decline, lambda n: _("Sent back to draft; nothing was published.")),
         }[action]
         _each_case(self, request, [case], service, done)
         return redirect(reverse("admin:notifications_case_change", args=[case.pk]))
@@ -224,8 +231,9 @@ class CaseAdmin(admin.ModelAdmin):
                     {"action": action},
                     name=f"notifications_case_{action}",
                 )
-                for action in ("publish", "withdraw")
+                for action in ("publish", "withdraw", "approve", "decline")
             ),
+            path("kill-switch/", self.admin_site.admin_view(self.kill_switch_view), name="notifications_kill_switch"),
         ]
         return own + super().get_urls()
 
@@ -255,6 +263,34 @@ class CaseAdmin(admin.ModelAdmin):
                 messages.error(request, " ".join(error.messages))
             context.update(rows=rows, csv_text=text, has_errors=any(row.errors for row in rows))
         return TemplateResponse(request, "admin/notifications/case/import_visits.html", context)
+
+    def kill_switch_view(self, request):
+        """Pause (or resume) all publication matching and pushes; see notifications/safety.py."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        may_operate = request.user.has_perm("notifications.operate_kill_switch")
+        if request.method == "POST":
+            if not may_operate:
+                raise PermissionDenied
+            active = request.POST.get("active") == "1"
+            reason = request.POST.get("reason", "")
+            if active and not reason.strip():
+                messages.error(request, _("Say why everything is paused: the reason is shown to every official."))
+            else:
+                kill_switch_set(active=active, actor=request.user, reason=reason)
+                if active:
+                    messages.warning(request, _("Kill switch on: no publication is matched and no push is sent."))
+                else:
+                    messages.success(request, _("Kill switch off: paused work is running again."))
+                return redirect(reverse("admin:notifications_kill_switch"))
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": _("Kill switch"),
+            "switch": kill_switch_state(),
+            "may_operate": may_operate,
+        }
+        return TemplateResponse(request, "admin/notifications/kill_switch.html", context)
 
     def clusters_view(self, request):
         """Venues two or more cases visited within ``?days=`` (sortable with ``?o=``; ``?format=csv``)."""

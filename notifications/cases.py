@@ -22,8 +22,9 @@ from notifications import matching
 from notifications.advice import case_advice_pin
 from notifications.exposures import exposures_store
 from notifications.feed import exposure_feed_append
-from notifications.models import Case, CaseVisit
+from notifications.models import Case, CaseVisit, ExposureToken
 from notifications.official_selectors import case_visit_previews
+from notifications.safety import approval_needed, publication_reach_estimate
 
 # A CSV import is a list an official prepared by hand; more rows than this is a mistake.
 IMPORT_MAX_ROWS = 500
@@ -58,7 +59,10 @@ def _case_lock(case: Case) -> Case:
 
 def _publishable_visits(case: Case, *, now) -> list[CaseVisit]:
     """The case's visits if it can be published now; raises CaseStateError or ValidationError if not."""
-    if case.status != Case.Status.DRAFT:
+    approved = case.status == Case.Status.AWAITING_APPROVAL and case.approved_by_id is not None
+    if case.status != Case.Status.DRAFT and not approved:
+        if case.status == Case.Status.AWAITING_APPROVAL:
+            raise CaseStateError(_("This case is waiting for a second official's approval."))
         raise CaseStateError(_("Only a draft case can be published."))
     visits = list(case.visits.select_related("venue", "case"))
     if not visits:
@@ -108,12 +112,61 @@ def case_publish(*, case: Case, actor) -> Case:
         now = timezone.now()
         visits = _publishable_visits(case, now=now)
         chunks = exposures_store(visits)
+        if case.approved_by_id is None:
+            # Estimated before anything is matched or written: above the threshold a second
+            # official decides (notifications/safety.py). The exposure tokens stay stored,
+            # but neither matching direction joins a case that is not published.
+            estimate = publication_reach_estimate(case_id=case.pk, dates=chunks)
+            if approval_needed(estimate):
+                case.status, case.estimated_devices = Case.Status.AWAITING_APPROVAL, estimate
+                case.publish_requested_by = actor if getattr(actor, "is_authenticated", False) else None
+                case.save(update_fields=["status", "estimated_devices", "publish_requested_by"])
+                audit_record(actor=actor, action="case.approval_requested", obj=case, estimated_devices=estimate)
+                return case
+            case.estimated_devices = estimate
         case.status, case.published_at = Case.Status.PUBLISHED, now
         case_advice_pin(case)
-        case.save(update_fields=["status", "published_at", "advice_high", "advice_low"])
+        case.save(update_fields=["status", "published_at", "advice_high", "advice_low", "estimated_devices"])
         exposure_feed_append(case_visit_ids=[visit.pk for visit in visits], status="active")
         audit_record(actor=actor, action="case.publish", obj=case, case_visits=len(visits), dates=len(chunks))
         matching.publication_match_later(case_id=case.pk, chunks=chunks)
+    return case
+
+
+def case_approve(*, case: Case, actor) -> Case:
+    """A second official releases a publication that waited for approval; a worker publishes it.
+
+    Raises CaseStateError if the case is not awaiting approval or ``actor`` is the official
+    who asked to publish it (two different people decide a mass alert). The caller checks
+    ``notifications.publish_case``.
+    """
+    from notifications.tasks import publish_case
+
+    with transaction.atomic():
+        case = _case_lock(case)
+        if case.status != Case.Status.AWAITING_APPROVAL or case.approved_by_id is not None:
+            raise CaseStateError(_("Only a case awaiting approval can be approved."))
+        if case.publish_requested_by_id is not None and case.publish_requested_by_id == getattr(actor, "pk", None):
+            raise CaseStateError(_("A second official must approve: you asked for this publication."))
+        case.approved_by, case.approved_at = actor, timezone.now()
+        case.save(update_fields=["approved_by", "approved_at"])
+        audit_record(actor=actor, action="case.approve", obj=case, estimated_devices=case.estimated_devices)
+        actor_id = getattr(actor, "pk", None)
+        transaction.on_commit(lambda: publish_case.delay(case.pk, actor_id))
+    return case
+
+
+def case_approval_decline(*, case: Case, actor) -> Case:
+    """Send a case awaiting approval back to draft, to correct or drop; nothing was published."""
+    with transaction.atomic():
+        case = _case_lock(case)
+        if case.status != Case.Status.AWAITING_APPROVAL or case.approved_by_id is not None:
+            raise CaseStateError(_("Only a case awaiting approval can be sent back to draft."))
+        case.status = Case.Status.DRAFT
+        case.save(update_fields=["status"])
+        # Its exposure tokens are rebuilt at the next attempt (the visits may change).
+        ExposureToken.objects.filter(case_visit__case=case).delete()
+        audit_record(actor=actor, action="case.approval_decline", obj=case)
     return case
 
 
