@@ -24,10 +24,9 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
-from notifications import cases
+from notifications import cases, tasks
 from notifications.advice import advice_in_force, advice_offsets_errors, advice_template_publish, advice_text_errors
 from notifications.models import AdviceTemplate, Case, CaseVisit, Risk
-from notifications.safety import kill_switch_is_on, kill_switch_set, kill_switch_state
 from notifications.official_selectors import (
     CLUSTER_ORDERS,
     case_previews,
@@ -37,6 +36,7 @@ from notifications.official_selectors import (
     dashboard_figures,
     local_time_label,
 )
+from notifications.safety import kill_switch_is_on, kill_switch_set, kill_switch_state
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
 IMPORT_MAX_BYTES = 256 * 1024
@@ -195,7 +195,7 @@ class CaseAdmin(admin.ModelAdmin):
     def publish(self, request, queryset):
         # A worker builds the exposures (it holds the tracing key); the case shows as
         # published once it has.
-        _each_case(self, request, queryset, cases.case_publish_later, _queued_message)
+        _each_case(self, request, queryset, tasks.case_publish_later, _queued_message)
 
     @admin.action(description=_("Withdraw selected cases (their notifications are withdrawn)"), permissions=["publish"])
     def withdraw(self, request, queryset):
@@ -207,7 +207,7 @@ class CaseAdmin(admin.ModelAdmin):
             raise PermissionDenied
         case = get_object_or_404(Case, pk=case_id)
         service, done = {
-            "publish": (cases.case_publish_later, _queued_message),
+            "publish": (tasks.case_publish_later, _queued_message),
             "withdraw": (cases.case_withdraw, _withdrawn_message),
             "approve": (cases.case_approve, lambda n: _("Approved: a worker publishes the case now.")),
             "decline": (cases.case_approval_decline, lambda n: _("Sent back to draft; nothing was published.")),

@@ -323,7 +323,6 @@ def chart_figures(*, days: int = 14, hours: int = 24, now=None) -> dict:
         lag[reference] = max(lag.get(reference, 0.0), max(done, 0.0))
 
     tokens, tokens_estimated = visit_tokens_by_date()
-    token_dates = sorted(tokens)[-days:]
     return {
         "days": [day.isoformat() for day in day_list],
         "hours": [f"{hour:%m-%d %H:00}" for hour in hour_list],
@@ -336,8 +335,8 @@ def chart_figures(*, days: int = 14, hours: int = 24, now=None) -> dict:
         ],
         "lag": {"cases": list(lag), "seconds": [round(value, 2) for value in lag.values()]},
         "tokens": {
-            "dates": [day.isoformat() for day in token_dates],
-            "counts": [tokens[day] for day in token_dates],
+            "dates": [day.isoformat() for day in day_list],
+            "counts": [tokens.get(day, 0) for day in day_list],
             "estimate": tokens_estimated,
         },
     }

@@ -45,7 +45,7 @@ def kill_switch_set(*, active: bool, actor, reason: str = "") -> KillSwitch:
     The caller checks ``notifications.operate_kill_switch``.
     """
     from leavehome.celery import app
-    from notifications import tasks  # noqa: F401 (registers the tasks parked by name)
+    from notifications import tasks  # also registers the tasks parked by name
     from notifications.push import tasks as push_tasks  # noqa: F401
 
     with transaction.atomic():
@@ -63,6 +63,8 @@ def kill_switch_set(*, active: bool, actor, reason: str = "") -> KillSwitch:
             for _, task, args in parked:
                 # apply_async, not send_task: it honours in-process (eager) execution too.
                 transaction.on_commit(lambda task=task, args=args: app.tasks[task].apply_async(args=args))
+            # Uploads stored meanwhile wait in the backlog: sweep it now rather than at the next tick.
+            transaction.on_commit(tasks.uploads_sweep.delay)
         audit_record(
             actor=actor,
             action="kill_switch.on" if active else "kill_switch.off",

@@ -5,7 +5,7 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from leavehome.models import AuditEntry
 from notifications.advice import BUILTIN, advice_in_force, advice_render, advice_template_publish
@@ -61,7 +61,7 @@ def test_a_new_version_is_audited_and_in_force(db):
 )
 def test_a_bad_template_is_refused_and_nothing_is_written(db, fields, problem):
     values = {"risk": Risk.HIGH, "text_en": "On {date}.", "text_zh": "於{date}。", "test_day_offsets": [3], **fields}
-    with pytest.raises(ValidationError) as refused:
+    with pytest.raises(ValidationError) as refused, translation.override("en"):
         advice_template_publish(actor=None, **values)
     assert problem in " ".join(refused.value.messages)
     assert AdviceTemplate.objects.filter(risk=Risk.HIGH).count() == 1
