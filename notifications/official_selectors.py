@@ -238,12 +238,15 @@ def _day_start(day: dt.date) -> dt.datetime:
 def visit_tokens_by_date() -> tuple[dict[dt.date, int], bool]:
     """Visit tokens stored per local date, and whether the numbers are estimates.
 
-    On PostgreSQL the planner's row estimate of each date partition (pg_class, no scan of the
-    table); on SQLite (the embedded default, small) an exact grouped count.
+    Exact (a grouped count) while the table holds at most VISIT_TOKENS_EXACT_UP_TO rows, as
+    on the embedded default and before PostgreSQL has analysed anything, whose estimates
+    would read 0; beyond it, the planner's row estimate of each date partition (pg_class,
+    no scan of the table).
     """
     from notifications.partitions import PARENT
 
-    if connection.vendor != "postgresql":
+    many = visit_tokens_figure().estimate  # the bounded count first, on every backend alike
+    if connection.vendor != "postgresql" or not many:
         rows = VisitToken.objects.values("date").annotate(n=Count("token")).values_list("date", "n")
         return dict(rows), False
     with connection.cursor() as cursor:
@@ -264,7 +267,7 @@ def chart_figures(*, days: int = 14, hours: int = 24, now=None) -> dict:
     Notifications and cases per day over ``days`` (range scans of created_at, published_at and
     withdrawn_at, indexed or small), push outcomes per channel kind per hour over ``hours``
     (PushDelivery's created_at index), publication lag per case over ``days`` (its matching
-    runs), visit tokens per date (partition estimates). Six queries.
+    runs), visit tokens per date (exact when few, else partition estimates). At most eight queries.
     """
     from notifications.models import PushChannel, PushDelivery
 

@@ -15,8 +15,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from django.utils import timezone
 
+from notifications.devices import device_register
 from notifications.models import Case, CaseVisit
+from notifications.visits import visit_tokens_ingest
+from tests.phone.derivation import visit_tokens
 from venues.keys import NoActiveSigningKey, signing_key_active, signing_key_create
+from venues.keystore import vk_decrypt
 from venues.models import VenueCode
 from venues.services import venue_register
 
@@ -67,6 +71,17 @@ def draft_make(venue, *, reference="HK-1", start=None, minutes=30):
     case = Case.objects.create(reference=reference, confirmed_on=timezone.localdate())
     CaseVisit.objects.create(case=case, venue=venue, start=start, end=start + dt.timedelta(minutes=minutes))
     return case
+
+
+def devices_at_venue(venue, count):
+    """``count`` devices that were at the venue 12:00–13:00 yesterday (a draft_make window), uploaded."""
+    code = venue.codes.get()
+    start = int(yesterday_at(12).timestamp())
+    days = visit_tokens(vk_decrypt(code), start, start + 3600, settings.TIME_ZONE)
+    devices = [device_register()[0] for _ in range(count)]
+    for device in devices:
+        visit_tokens_ingest(device=device, days=days)
+    return devices
 
 
 @pytest.fixture

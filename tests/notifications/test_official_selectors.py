@@ -12,10 +12,11 @@ from notifications.devices import device_register
 from notifications.models import Case, CaseVisit, MatchingRun, Notification
 from notifications.official_selectors import chart_figures, dashboard_figures
 from notifications.partitions import visit_token_partitions_ensure
-from tests.notifications.official_fixtures import draft_make, yesterday_at
+from tests.notifications.official_fixtures import devices_at_venue, draft_make, yesterday_at
 
-# chart_figures: notifications, cases published, cases withdrawn, push outcomes, lag, tokens.
-CHART_QUERIES = 6
+# chart_figures: notifications, cases published, cases withdrawn, push outcomes, lag, tokens
+# (a bounded count, then the grouped count or, on PostgreSQL beyond the bound, the estimates).
+CHART_QUERIES = 7
 
 
 def _published_with_notifications(venue, *, reference, devices, risk="high"):
@@ -34,6 +35,13 @@ def _published_with_notifications(venue, *, reference, devices, risk="high"):
         duration_ms=500,
     )
     return case
+
+
+def test_few_tokens_per_date_are_counted_exactly(venue):
+    devices_at_venue(venue, 2)  # 5 tokens each, yesterday, never analysed
+    tokens = chart_figures(days=7)["tokens"]
+    assert not tokens["estimate"]
+    assert tokens["counts"][-2] == 10
 
 
 def test_the_charts_count_per_local_day_and_risk(venue):

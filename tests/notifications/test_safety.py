@@ -5,26 +5,11 @@ from django.urls import reverse
 
 from leavehome.models import AuditEntry
 from notifications.cases import CaseStateError, case_approve
-from notifications.devices import device_register
 from notifications.models import Case, DeferredTask, ExposureFeedItem, Notification
 from notifications.safety import kill_switch_is_on, kill_switch_set
 from notifications.tasks import case_publish_later
-from notifications.visits import visit_tokens_ingest
-from tests.notifications.official_fixtures import draft_make, official_make, yesterday_at
+from tests.notifications.official_fixtures import devices_at_venue, draft_make, official_make
 from tests.notifications.test_push_worker import wait_for
-from tests.phone.derivation import visit_tokens
-from venues.keystore import vk_decrypt
-
-
-def _devices_at(venue, count):
-    """``count`` devices that were at the venue 12:00–13:00 yesterday (the draft's window)."""
-    code = venue.codes.get()
-    start = int(yesterday_at(12).timestamp())
-    days = visit_tokens(vk_decrypt(code), start, start + 3600, "Asia/Hong_Kong")
-    devices = [device_register()[0] for _ in range(count)]
-    for device in devices:
-        visit_tokens_ingest(device=device, days=days)
-    return devices
 
 
 def _publish(case, actor, capture):
@@ -38,7 +23,7 @@ def test_a_publication_above_the_threshold_waits_for_a_second_official(
     venue, draft, settings, django_capture_on_commit_callbacks
 ):
     settings.PUBLICATION_APPROVAL_THRESHOLD = 2
-    _devices_at(venue, 3)
+    devices_at_venue(venue, 3)
     first, second = official_make("first"), official_make("second")
     _publish(draft, first, django_capture_on_commit_callbacks)
     assert (draft.status, draft.estimated_devices, draft.publish_requested_by) == ("awaiting_approval", 3, first)
@@ -59,7 +44,7 @@ def test_below_the_threshold_it_publishes_at_once_with_its_estimate(
     venue, draft, settings, django_capture_on_commit_callbacks
 ):
     settings.PUBLICATION_APPROVAL_THRESHOLD = 5
-    _devices_at(venue, 2)
+    devices_at_venue(venue, 2)
     _publish(draft, official_make("official"), django_capture_on_commit_callbacks)
     assert (draft.status, draft.estimated_devices) == (Case.Status.PUBLISHED, 2)
     assert Notification.objects.count() == 2
@@ -69,7 +54,7 @@ def test_the_case_page_offers_approval_only_to_another_official(
     client, venue, draft, settings, django_capture_on_commit_callbacks
 ):
     settings.PUBLICATION_APPROVAL_THRESHOLD = 1
-    _devices_at(venue, 2)
+    devices_at_venue(venue, 2)
     first = official_make("first")
     _publish(draft, first, django_capture_on_commit_callbacks)
     page = reverse("admin:notifications_case_change", args=[draft.pk])
@@ -85,7 +70,7 @@ def test_the_case_page_offers_approval_only_to_another_official(
 
 
 def test_while_the_kill_switch_is_on_a_publication_notifies_nobody(venue, draft, django_capture_on_commit_callbacks):
-    _devices_at(venue, 1)
+    devices_at_venue(venue, 1)
     operator = official_make("operator", permissions=["operate_kill_switch"])
     kill_switch_set(active=True, actor=operator, reason="Wrong venue list sent by the lab")
     _publish(draft, operator, django_capture_on_commit_callbacks)
@@ -134,7 +119,7 @@ def test_a_real_worker_parks_the_publication_until_the_switch_is_off(live_worker
 
     venue = venue_with_old_code()
     draft = draft_make(venue)
-    _devices_at(venue, 1)
+    devices_at_venue(venue, 1)
     operator = official_make("operator", permissions=["operate_kill_switch"])
     kill_switch_set(active=True, actor=operator, reason="drill")
     case_publish_later(case=draft, actor=operator)  # autocommit: queued at once
