@@ -209,6 +209,8 @@ REST_FRAMEWORK = {
         "visit_upload_device": env("THROTTLE_VISIT_UPLOAD_DEVICE", "120/hour"),
         "visit_upload_ip": env("THROTTLE_VISIT_UPLOAD_IP", "6000/hour"),
         "device_read": env("THROTTLE_DEVICE_READ", "600/hour"),
+        # The public exposure list (page, JSON, CSV) per address: shared caches serve most readers.
+        "public_list_ip": env("THROTTLE_PUBLIC_LIST_IP", "300/minute"),
     },
 }
 SPECTACULAR_SETTINGS = {

@@ -79,6 +79,25 @@ class CaseVisitInline(admin.TabularInline):
     def _editable(self, obj):
         return obj is None or obj.status == Case.Status.DRAFT
 
+    @admin.display(description=_("window start"))
+    def start_local(self, visit):
+        return local_time_label(visit.start)
+
+    @admin.display(description=_("window end"))
+    def end_local(self, visit):
+        return local_time_label(visit.end)
+
+    def get_fields(self, request, obj=None):
+        if self._editable(obj):
+            return super().get_fields(request, obj)
+        # Read-only: the times with their zone (Django's own display would drop it).
+        return ["venue", "start_local", "end_local", "padding_minutes", "public"]
+
+    def get_readonly_fields(self, request, obj=None):
+        if self._editable(obj):
+            return super().get_readonly_fields(request, obj)
+        return self.get_fields(request, obj)
+
     def has_add_permission(self, request, obj=None):
         return self._editable(obj) and super().has_add_permission(request, obj)
 

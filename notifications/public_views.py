@@ -7,6 +7,7 @@ token, so it is not for shared caches.
 
 import hashlib
 import json
+from functools import wraps
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
@@ -14,10 +15,27 @@ from django.shortcuts import render
 from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers, quote_etag
 from django.views.decorators.http import require_GET
 
+from leavehome.ratelimit import Limit, client_address, rate_limits_hit
 from notifications.public import district_names, public_exposures, public_exposures_csv, public_exposures_document
 
 # Matches how often an official's publication should reach the public (minutes, not hours).
 PUBLIC_MAX_AGE_SECONDS = 300
+
+
+def _throttled(view):
+    """Answer 429 with Retry-After past ``public_list_ip`` requests per address: each answer is a query."""
+
+    @wraps(view)
+    def throttled(request):
+        rate = settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["public_list_ip"]
+        wait = rate_limits_hit([Limit("public_list_ip", client_address(request.META), rate)])
+        if wait is not None:
+            response = HttpResponse("Too many requests.", status=429, content_type="text/plain; charset=utf-8")
+            response["Retry-After"] = str(wait)
+            return response
+        return view(request)
+
+    return throttled
 
 
 def _district(request) -> str:
@@ -35,6 +53,7 @@ def _cacheable(request, response, body: bytes):
 
 
 @require_GET
+@_throttled
 def exposures_page(request):
     district = _district(request)
     context = {
@@ -49,6 +68,7 @@ def exposures_page(request):
 
 
 @require_GET
+@_throttled
 def exposures_json(request):
     document = public_exposures_document(public_exposures(district=_district(request)))
     body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
@@ -56,6 +76,7 @@ def exposures_json(request):
 
 
 @require_GET
+@_throttled
 def exposures_csv(request):
     body = public_exposures_csv(public_exposures(district=_district(request))).encode()
     response = HttpResponse(body, content_type="text/csv; charset=utf-8")

@@ -71,6 +71,7 @@ def test_a_published_case_is_read_only_with_a_withdraw_button(
     assert 'name="_save"' not in page and 'name="_continue"' not in page and 'name="_addanother"' not in page
     assert 'id="case-withdraw"' in page and 'id="case-publish"' not in page
     assert timezone.localtime(draft.published_at).strftime("%Y-%m-%d %H:%M HKT") in page
+    assert f"{yesterday_at(12):%Y-%m-%d} 12:00 HKT" in page  # the visit's window, read-only, with its zone
 
     # A post of the old form changes nothing.
     official_client.post(

@@ -4,6 +4,7 @@ The screenshots in docs/screenshots/ are made here, so they show the console as 
 """
 
 import csv
+import datetime as dt
 import io
 import os
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 from django.test import Client
+from django.utils import timezone
 
 from notifications.models import Case, CaseVisit, Notification
 from notifications.safety import kill_switch_is_on
@@ -223,3 +225,15 @@ def test_the_public_list_in_both_languages_with_its_json_and_csv(browser, live_s
     assert table.headers["content-type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(table.body().decode("utf-8-sig"))))
     assert {row["venue_zh"] for row in rows} == {"好運麵家", "沙田茶餐廳"}
+
+
+def test_the_time_widgets_fill_in_local_time_whatever_the_browsers_zone(browser, live_server):
+    page = _page_as(browser, live_server, official_make("official"))  # the browser runs in London
+    page.goto(f"{live_server.url}/admin/notifications/case/add/")
+    field = "#id_visits-0-start_1"
+    assert "Local time (HKT, UTC+08:00)." in page.content()  # the column's help text
+    assert page.locator(".timezonewarning").first.is_hidden()  # no "hours behind server time"
+    page.click(".field-start .datetimeshortcuts a:has-text('Now')")
+    filled = page.input_value(field)
+    hong_kong = timezone.localtime()
+    assert filled[:2] in {f"{hong_kong:%H}", f"{hong_kong + dt.timedelta(minutes=1):%H}"}

@@ -107,3 +107,16 @@ def test_the_page_is_in_both_languages(client, published):
     chinese = client.get("/exposures/", headers={"accept-language": "zh-hant"}).content.decode()
     assert "確診者曾到訪的場所" in chinese and "油尖旺" in chinese
     assert "您於" in chinese  # the advice in Chinese
+
+
+def test_the_list_is_throttled_per_address(client, published, settings):
+    settings.REST_FRAMEWORK = {
+        **settings.REST_FRAMEWORK,
+        "DEFAULT_THROTTLE_RATES": {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "public_list_ip": "2/day"},
+    }
+    # A day's window: the three requests cannot straddle a window boundary in practice.
+    address = {"REMOTE_ADDR": "203.0.113.77"}
+    assert [client.get("/exposures.json", **address).status_code for _ in range(2)] == [200, 200]
+    refused = client.get("/exposures.csv", **address)
+    assert refused.status_code == 429 and int(refused["Retry-After"]) > 0
+    assert client.get("/exposures.json", REMOTE_ADDR="203.0.113.78").status_code == 200
