@@ -345,6 +345,23 @@ def chart_figures(*, days: int = 14, hours: int = 24, now=None) -> dict:
     }
 
 
+def upload_backlog_figures(*, now=None) -> dict:
+    """The upload-to-match lag as it stands: uploaded dates not yet swept, and the oldest one's age.
+
+    Bounded like the token count (the backlog is seconds of uploads, unless the sweep stalls);
+    the oldest row by primary key, which grows with arrival, is one index probe.
+    """
+    from notifications.models import UploadBacklog
+
+    now = now or timezone.now()
+    waiting = UploadBacklog.objects.values("id")[: VISIT_TOKENS_EXACT_UP_TO + 1].count()
+    oldest = UploadBacklog.objects.order_by("id").values_list("created_at", flat=True).first()
+    return {
+        "waiting": Figure(waiting, estimate=waiting > VISIT_TOKENS_EXACT_UP_TO),
+        "oldest_seconds": round((now - oldest).total_seconds(), 1) if oldest else None,
+    }
+
+
 def _counts(queryset, *fields):
     return list(queryset.values(*fields).annotate(total=Count("pk")).order_by(*fields))
 
@@ -361,4 +378,5 @@ def dashboard_figures() -> dict:
         "matches": _counts(Notification.objects.all(), "risk", "status"),
         "runs": list(MatchingRun.objects.select_related("case")[:20]),
         "push": push_delivery_summary(),
+        "backlog": upload_backlog_figures(),
     }
