@@ -24,6 +24,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from leavehome.admin import admin_action_each
 from notifications import cases, tasks
 from notifications.advice import advice_in_force, advice_offsets_errors, advice_template_publish, advice_text_errors
 from notifications.models import AdviceTemplate, Case, CaseVisit, Risk
@@ -36,7 +37,7 @@ from notifications.official_selectors import (
     dashboard_figures,
     local_time_label,
 )
-from notifications.safety import kill_switch_is_on, kill_switch_set, kill_switch_state
+from notifications.safety import kill_switch_is_on, kill_switch_state
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
 IMPORT_MAX_BYTES = 256 * 1024
@@ -117,16 +118,7 @@ def _withdrawn_message(n):
 
 
 def _each_case(modeladmin, request, queryset, service, done_message):
-    done = 0
-    for case in queryset:
-        try:
-            service(case=case, actor=request.user)
-        except ValidationError as error:
-            modeladmin.message_user(request, f"{case}: {' '.join(error.messages)}", level=messages.ERROR)
-        else:
-            done += 1
-    if done:
-        modeladmin.message_user(request, done_message(done), level=messages.SUCCESS)
+    admin_action_each(modeladmin, request, queryset, lambda case: service(case=case, actor=request.user), done_message)
 
 
 def _local(field):
@@ -228,7 +220,7 @@ class CaseAdmin(admin.ModelAdmin):
         service, done = {
             "publish": (tasks.case_publish_later, _queued_message),
             "withdraw": (cases.case_withdraw, _withdrawn_message),
-            "approve": (cases.case_approve, lambda n: _("Approved: a worker publishes the case now.")),
+            "approve": (tasks.case_approve_later, lambda n: _("Approved: a worker publishes the case now.")),
             "decline": (cases.case_approval_decline, lambda n: _("Sent back to draft; nothing was published.")),
         }[action]
         _each_case(self, request, [case], service, done)
@@ -296,7 +288,7 @@ class CaseAdmin(admin.ModelAdmin):
             if active and not reason.strip():
                 messages.error(request, _("Say why everything is paused: the reason is shown to every official."))
             else:
-                kill_switch_set(active=active, actor=request.user, reason=reason)
+                tasks.kill_switch_turn(active=active, actor=request.user, reason=reason)
                 if active:
                     messages.warning(request, _("Kill switch on: no publication is matched and no push is sent."))
                 else:

@@ -19,6 +19,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from leavehome.audit import audit_record
+from leavehome.errors import ServiceError
 from notifications import matching
 from notifications.advice import case_advice_pin
 from notifications.exposures import exposures_store
@@ -26,6 +27,7 @@ from notifications.feed import exposure_feed_append
 from notifications.models import Case, CaseVisit, ExposureToken
 from notifications.official_selectors import case_visit_previews
 from notifications.safety import approval_needed, publication_reach_estimate
+from venues.models import Venue
 
 # A CSV import is a list an official prepared by hand; more rows than this is a mistake.
 IMPORT_MAX_ROWS = 500
@@ -50,8 +52,11 @@ def case_visit_window_errors(*, start, end, now=None) -> list[str]:
     return errors
 
 
-class CaseStateError(ValidationError):
+class CaseStateError(ServiceError):
     """The case is not in a state that allows this action."""
+
+    code = "case_state"
+    status = 409
 
 
 def _case_lock(case: Case) -> Case:
@@ -134,14 +139,13 @@ def case_publish(*, case: Case, actor) -> Publication:
 
 
 def case_approve(*, case: Case, actor) -> Case:
-    """A second official releases a publication that waited for approval; a worker publishes it.
+    """A second official releases a publication that waited for approval (audited).
 
     Raises CaseStateError if the case is not awaiting approval or ``actor`` is the official
     who asked to publish it (two different people decide a mass alert). The caller checks
-    ``notifications.publish_case``.
+    ``notifications.publish_case`` and has a worker publish the case once this commits
+    (notifications/tasks.py, ``case_approve_later``).
     """
-    from notifications.tasks import publish_case
-
     with transaction.atomic():
         case = _case_lock(case)
         if case.status != Case.Status.AWAITING_APPROVAL or case.approved_by_id is not None:
@@ -151,8 +155,6 @@ def case_approve(*, case: Case, actor) -> Case:
         case.approved_by, case.approved_at = actor, timezone.now()
         case.save(update_fields=["approved_by", "approved_at"])
         audit_record(actor=actor, action="case.approve", obj=case, estimated_devices=case.estimated_devices)
-        actor_id = getattr(actor, "pk", None)
-        transaction.on_commit(lambda: publish_case.delay(case.pk, actor_id))
     return case
 
 
@@ -211,8 +213,6 @@ def case_visits_csv_parse(text: str, *, now=None) -> list[ImportRow]:
     Every row comes back, with its errors (unknown venue, bad time, window not publishable),
     so the official sees the whole preview at once.
     """
-    from venues.models import Venue
-
     lines = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     if lines and [cell.strip().lower() for cell in lines[0][:3]] == list(IMPORT_COLUMNS):
         lines = [None, *lines[1:]]

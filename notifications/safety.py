@@ -9,9 +9,10 @@ holding any of the case's exposure tokens, before anything is matched or written
 
 Kill switch. One row (KillSwitch, pk 1). While it is on, every matching and push task parks
 itself in DeferredTask instead of running (``task_deferred_if_paused``: one primary-key read
-when off); turning it off queues the parked tasks again, in the same transaction that turns
-it off, so none is lost or run twice. Uploads are still accepted and stored, and officials
-can still prepare and request publications: nothing reaches a phone until it is off.
+when off); turning it off takes the parked tasks out in the same transaction, and the caller
+queues them on its commit (notifications/tasks.py), so none is lost or run twice. Uploads are
+still accepted and stored, and officials can still prepare and request publications: nothing
+reaches a phone until it is off.
 
 Race: a worker that read "on" and parks its task locks the switch row first (FOR UPDATE) and
 checks again, and turning it off takes the same lock, so a task parked just as the switch
@@ -24,6 +25,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from leavehome.audit import audit_record
+from leavehome.lib.sql import placeholders, sql_run
 from notifications.models import CaseVisit, DeferredTask, ExposureToken, KillSwitch, VisitToken
 
 SWITCH_ID = 1
@@ -39,15 +41,13 @@ def kill_switch_is_on() -> bool:
     return KillSwitch.objects.filter(pk=SWITCH_ID, active=True).exists()
 
 
-def kill_switch_set(*, active: bool, actor, reason: str = "") -> KillSwitch:
-    """Turn the kill switch on or off, audited; off queues every parked task again on commit.
+def kill_switch_set(*, active: bool, actor, reason: str = "") -> tuple[KillSwitch, list[tuple[str, list]]]:
+    """Turn the kill switch on or off, audited; returns it and, when turned off, the parked tasks.
 
-    The caller checks ``notifications.operate_kill_switch``.
+    Turning it off removes the parked tasks in this transaction and hands them back as
+    ``(task name, args)``: the caller queues them on commit (notifications/tasks.py,
+    ``kill_switch_turn``). The caller checks ``notifications.operate_kill_switch``.
     """
-    from leavehome.celery import app
-    from notifications import tasks  # also registers the tasks parked by name
-    from notifications.push import tasks as push_tasks  # noqa: F401
-
     with transaction.atomic():
         KillSwitch.objects.get_or_create(pk=SWITCH_ID)
         switch = KillSwitch.objects.select_for_update().get(pk=SWITCH_ID)
@@ -58,13 +58,9 @@ def kill_switch_set(*, active: bool, actor, reason: str = "") -> KillSwitch:
         switch.save()
         parked = []
         if not active:
-            parked = list(DeferredTask.objects.order_by("id").values_list("id", "task", "args"))
-            DeferredTask.objects.filter(id__in=[row[0] for row in parked]).delete()
-            for _, task, args in parked:
-                # apply_async, not send_task: it honours in-process (eager) execution too.
-                transaction.on_commit(lambda task=task, args=args: app.tasks[task].apply_async(args=args))
-            # Uploads stored meanwhile wait in the backlog: sweep it now rather than at the next tick.
-            transaction.on_commit(tasks.uploads_sweep.delay)
+            rows = list(DeferredTask.objects.order_by("id").values_list("id", "task", "args"))
+            DeferredTask.objects.filter(id__in=[row[0] for row in rows]).delete()
+            parked = [(task, args) for _, task, args in rows]
         audit_record(
             actor=actor,
             action="kill_switch.on" if active else "kill_switch.off",
@@ -72,7 +68,7 @@ def kill_switch_set(*, active: bool, actor, reason: str = "") -> KillSwitch:
             reason=switch.reason,
             requeued=len(parked),
         )
-    return switch
+    return switch, parked
 
 
 def task_deferred_if_paused(task: str, args: list) -> bool:
@@ -118,10 +114,8 @@ def publication_reach_estimate(*, case_id: int, dates) -> int:
         exposure=sql.Identifier(ExposureToken._meta.db_table),
         case_visit=sql.Identifier(CaseVisit._meta.db_table),
         visit=sql.Identifier(VisitToken._meta.db_table),
-        dates=sql.SQL(", ").join([sql.Placeholder()] * len(dates)),
+        dates=placeholders(len(dates)),
     )
     db_dates = [date_field.get_db_prep_value(date, connection) for date in dates]
-    context = connection.connection if connection.vendor == "postgresql" else None
-    with connection.cursor() as cursor:
-        cursor.execute(query.as_string(context), [case_id, *db_dates, *db_dates])
-        return cursor.fetchone()[0]
+    ((devices,),) = sql_run(query, [case_id, *db_dates, *db_dates])
+    return devices

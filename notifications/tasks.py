@@ -20,11 +20,11 @@ from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, transaction
 
 from notifications import matching, partitions
-from notifications.cases import case_publish, case_publish_check
+from notifications.cases import case_approve, case_publish, case_publish_check
 from notifications.models import Case
-from notifications.push.delivery import push_later
+from notifications.push.tasks import push_later
 from notifications.retention import retention_purge as purge
-from notifications.safety import kill_switch_is_on, task_deferred_if_paused
+from notifications.safety import kill_switch_is_on, kill_switch_set, task_deferred_if_paused
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +137,36 @@ def case_publish_later(*, case: Case, actor) -> None:
     case_publish_check(case=case)
     actor_id = getattr(actor, "pk", None)
     transaction.on_commit(lambda: publish_case.delay(case.pk, actor_id))
+
+
+def case_approve_later(*, case: Case, actor) -> Case:
+    """A second official's approval (``case_approve``), and the publication queued on its commit.
+
+    Raises CaseStateError as case_approve does; nothing is queued then.
+    """
+    with transaction.atomic():
+        case = case_approve(case=case, actor=actor)
+        actor_id = getattr(actor, "pk", None)
+        transaction.on_commit(partial(publish_case.delay, case.pk, actor_id))
+    return case
+
+
+def kill_switch_turn(*, active: bool, actor, reason: str = ""):
+    """Turn the kill switch on or off (``kill_switch_set``); off queues what it parked, and a sweep.
+
+    ``apply_async`` rather than ``send_task``: in-process (eager) execution honours it too.
+    Uploads stored while it was on wait in the backlog: the sweep takes them now rather than at
+    the next beat tick.
+    """
+    from leavehome.celery import app
+
+    with transaction.atomic():
+        switch, parked = kill_switch_set(active=active, actor=actor, reason=reason)
+        for name, args in parked:
+            transaction.on_commit(partial(app.tasks[name].apply_async, args=args))
+        if not active:
+            transaction.on_commit(uploads_sweep.delay)
+    return switch
 
 
 def case_publish_and_match(*, case: Case, actor) -> Case:

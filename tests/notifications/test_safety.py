@@ -4,10 +4,10 @@ import pytest
 from django.urls import reverse
 
 from leavehome.models import AuditEntry
-from notifications.cases import CaseStateError, case_approve
+from notifications.cases import CaseStateError
 from notifications.models import Case, DeferredTask, ExposureFeedItem, Notification
-from notifications.safety import kill_switch_is_on, kill_switch_set
-from notifications.tasks import case_publish_later
+from notifications.safety import kill_switch_is_on
+from notifications.tasks import case_approve_later, case_publish_later, kill_switch_turn
 from tests.notifications.official_fixtures import devices_at_venue, draft_make, official_make
 from tests.notifications.test_push_worker import wait_for
 
@@ -30,9 +30,9 @@ def test_a_publication_above_the_threshold_waits_for_a_second_official(
     assert not Notification.objects.exists() and not ExposureFeedItem.objects.exists()
 
     with pytest.raises(CaseStateError, match="second official"):
-        case_approve(case=draft, actor=first)
+        case_approve_later(case=draft, actor=first)
     with django_capture_on_commit_callbacks(execute=True):
-        case_approve(case=draft, actor=second)
+        case_approve_later(case=draft, actor=second)
     draft.refresh_from_db()
     assert (draft.status, draft.approved_by) == (Case.Status.PUBLISHED, second)
     assert Notification.objects.count() == 3
@@ -72,14 +72,14 @@ def test_the_case_page_offers_approval_only_to_another_official(
 def test_while_the_kill_switch_is_on_a_publication_notifies_nobody(venue, draft, django_capture_on_commit_callbacks):
     devices_at_venue(venue, 1)
     operator = official_make("operator", permissions=["operate_kill_switch"])
-    kill_switch_set(active=True, actor=operator, reason="Wrong venue list sent by the lab")
+    kill_switch_turn(active=True, actor=operator, reason="Wrong venue list sent by the lab")
     _publish(draft, operator, django_capture_on_commit_callbacks)
     assert draft.status == Case.Status.DRAFT  # parked before anything was published
     assert DeferredTask.objects.count() == 1
     assert not Notification.objects.exists() and not ExposureFeedItem.objects.exists()
 
     with django_capture_on_commit_callbacks(execute=True):
-        kill_switch_set(active=False, actor=operator)
+        kill_switch_turn(active=False, actor=operator)
     draft.refresh_from_db()
     assert draft.status == Case.Status.PUBLISHED
     assert Notification.objects.count() == 1
@@ -121,12 +121,12 @@ def test_a_real_worker_parks_the_publication_until_the_switch_is_off(live_worker
     draft = draft_make(venue)
     devices_at_venue(venue, 1)
     operator = official_make("operator", permissions=["operate_kill_switch"])
-    kill_switch_set(active=True, actor=operator, reason="drill")
+    kill_switch_turn(active=True, actor=operator, reason="drill")
     case_publish_later(case=draft, actor=operator)  # autocommit: queued at once
     assert wait_for(DeferredTask.objects.exists)
     assert Case.objects.get(pk=draft.pk).status == Case.Status.DRAFT
     assert not Notification.objects.exists()
 
-    kill_switch_set(active=False, actor=operator)
+    kill_switch_turn(active=False, actor=operator)
     assert wait_for(Notification.objects.exists)
     assert Case.objects.get(pk=draft.pk).status == Case.Status.PUBLISHED
