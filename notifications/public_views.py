@@ -5,16 +5,15 @@ revalidate with their ETag (304 when unchanged). The page carries the language s
 token, so it is not for shared caches.
 """
 
-import hashlib
-import json
 from functools import wraps
 
 from django.conf import settings
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
-from django.utils.cache import get_conditional_response, patch_cache_control, patch_vary_headers, quote_etag
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.views.decorators.http import require_GET
 
+from leavehome.lib.conditional import etag_matches, json_etag
 from leavehome.ratelimit import Limit, client_address, rate_limits_hit
 from notifications.public import district_names, public_exposures, public_exposures_csv, public_exposures_document
 
@@ -43,10 +42,10 @@ def _district(request) -> str:
     return district if district in {slug for slug, _, _ in district_names()} else ""
 
 
-def _cacheable(request, response, body: bytes):
-    etag = quote_etag(hashlib.sha256(body).hexdigest()[:32])
-    unchanged = get_conditional_response(request, etag=etag)
-    response = unchanged or response
+def _cacheable(request, response, etag: str):
+    """The answer (or 304 if the client holds it) with its ETag and the public cache headers."""
+    if etag_matches(request, etag):
+        response = HttpResponse(status=304)
     response["ETag"] = etag
     patch_cache_control(response, public=True, max_age=PUBLIC_MAX_AGE_SECONDS)
     return response
@@ -71,14 +70,15 @@ def exposures_page(request):
 @_throttled
 def exposures_json(request):
     document = public_exposures_document(public_exposures(district=_district(request)))
-    body = json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
-    return _cacheable(request, JsonResponse(document, json_dumps_params={"ensure_ascii": False}), body)
+    response = JsonResponse(document, json_dumps_params={"ensure_ascii": False})
+    return _cacheable(request, response, json_etag(document))
 
 
 @require_GET
 @_throttled
 def exposures_csv(request):
-    body = public_exposures_csv(public_exposures(district=_district(request))).encode()
-    response = HttpResponse(body, content_type="text/csv; charset=utf-8")
+    entries = public_exposures(district=_district(request))
+    response = HttpResponse(public_exposures_csv(entries), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = 'inline; filename="exposures.csv"'
-    return _cacheable(request, response, body)
+    # The same entries make the same CSV: its tag is the JSON document's, marked as CSV.
+    return _cacheable(request, response, json_etag({"csv": public_exposures_document(entries)}))
