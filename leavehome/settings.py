@@ -192,6 +192,10 @@ LEAVEHOME_DEFAULT_VISIT_SECONDS = env_int("LEAVEHOME_DEFAULT_VISIT_SECONDS", 4 *
 LEAVEHOME_MAX_VISIT_SECONDS = env_int("LEAVEHOME_MAX_VISIT_SECONDS", 12 * 3600)
 LEAVEHOME_RETENTION_DAYS = env_int("LEAVEHOME_RETENTION_DAYS", 31)
 LEAVEHOME_MAX_TOKENS_PER_UPLOAD = env_int("LEAVEHOME_MAX_TOKENS_PER_UPLOAD", 5000)
+# A confirmed case's upload (PROTOCOL §6): how long a one-time code stays valid, and how
+# many visits one upload may hold (a month of a busy life; more is not a phone's history).
+LEAVEHOME_CASE_UPLOAD_CODE_HOURS = env_int("LEAVEHOME_CASE_UPLOAD_CODE_HOURS", 24)
+LEAVEHOME_MAX_CASE_UPLOAD_VISITS = env_int("LEAVEHOME_MAX_CASE_UPLOAD_VISITS", 200)
 
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -211,6 +215,10 @@ REST_FRAMEWORK = {
         "device_read": env("THROTTLE_DEVICE_READ", "600/hour"),
         # The public exposure list (page, JSON, CSV) per address: shared caches serve most readers.
         "public_list_ip": env("THROTTLE_PUBLIC_LIST_IP", "300/minute"),
+        # Case uploads are rare (one per confirmed case) and guess codes when abused: a few per
+        # address, and a ceiling for everyone together that guessing cannot get past.
+        "case_upload_ip": env("THROTTLE_CASE_UPLOAD_IP", "10/hour"),
+        "case_upload_global": env("THROTTLE_CASE_UPLOAD_GLOBAL", "3000/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {

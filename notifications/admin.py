@@ -1,5 +1,7 @@
 """The health officials' admin: cases with their venue visits, publication, CSV import, dashboard.
 
+A case's own upload (codes, review of proposed visits) is in notifications/admin_case_uploads.py.
+
 Only members of "Health officials" (migration 0006) have permissions on cases; publishing
 and withdrawing need ``notifications.publish_case`` as well. Staff log in with a second
 factor when OTP_ADMIN_REQUIRED (leavehome/urls.py swaps in django-otp's OTPAdminSite); a
@@ -26,6 +28,7 @@ from django.views.decorators.http import require_POST
 
 from leavehome.admin import admin_action_each
 from notifications import cases, tasks
+from notifications.admin_case_uploads import CaseUploadAdminMixin
 from notifications.advice import advice_in_force, advice_offsets_errors, advice_template_publish, advice_text_errors
 from notifications.models import AdviceTemplate, Case, CaseVisit, Risk
 from notifications.official_selectors import (
@@ -75,6 +78,7 @@ class CaseVisitInline(admin.TabularInline):
     model = CaseVisit
     form = CaseVisitForm
     autocomplete_fields = ["venue"]
+    readonly_fields = ["source", "review"]
     extra = 1
 
     def _editable(self, obj):
@@ -132,7 +136,7 @@ def _local(field):
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(CaseUploadAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "confirmed_on", "status", "visit_count", "published_at_local", "withdrawn_at_local"]
     list_filter = ["status", "confirmed_on"]
     search_fields = ["reference"]

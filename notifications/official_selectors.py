@@ -101,7 +101,8 @@ def case_visit_previews(case_visits) -> list[CaseVisitPreview]:
 
 def case_previews(case: Case) -> list[CaseVisitPreview]:
     """The previews of a case's visits, in window order."""
-    return case_visit_previews(case.visits.select_related("venue", "case"))
+    # Proposed visits (a case's own upload, not reviewed yet) are not published: not previewed.
+    return case_visit_previews(case.visits.filter(review=CaseVisit.Review.ACCEPTED).select_related("venue", "case"))
 
 
 @dataclass
@@ -178,9 +179,10 @@ def cluster_candidates(*, days: int, order: str = "cases", now=None) -> list[Clu
     the period's case visits, a few thousand at most), then those venues' visits.
     """
     now = now or timezone.now()
-    visits = CaseVisit.objects.filter(start__gte=now - dt.timedelta(days=days)).exclude(
-        case__status=Case.Status.WITHDRAWN
-    )
+    # Reviewed visits only: a proposal from a case's own upload may still be removed.
+    visits = CaseVisit.objects.filter(
+        start__gte=now - dt.timedelta(days=days), review=CaseVisit.Review.ACCEPTED
+    ).exclude(case__status=Case.Status.WITHDRAWN)
     shared = visits.values("venue_id").annotate(cases=Count("case_id", distinct=True)).filter(cases__gte=2)
     venue_ids = shared.values("venue_id")
     by_venue: dict = defaultdict(list)

@@ -73,7 +73,9 @@ def public_exposures(*, district: str = "", now=None) -> list[PublicExposure]:
     now = now or timezone.now()
     since = now - dt.timedelta(days=settings.PUBLIC_EXPOSURE_LIST_DAYS)
     visits = (
-        CaseVisit.objects.filter(public=True, case__status=Case.Status.PUBLISHED, end__gte=since)
+        CaseVisit.objects.filter(
+            public=True, review=CaseVisit.Review.ACCEPTED, case__status=Case.Status.PUBLISHED, end__gte=since
+        )
         .select_related("venue", "case__advice_high")
         .order_by("-start", "venue__name_en")
     )

@@ -52,7 +52,7 @@ def create_defaults(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0007_upload_backlog"),
+        ("notifications", "0008_case_upload"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
