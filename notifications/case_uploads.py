@@ -30,6 +30,7 @@ from django.utils.crypto import salted_hmac
 from django.utils.translation import gettext as _
 
 from leavehome.audit import audit_record
+from leavehome.errors import ServiceError
 from notifications.cases import CaseStateError
 from notifications.models import Case, CaseUploadCode, CaseVisit
 
@@ -40,18 +41,24 @@ _READ_AS = str.maketrans({"I": "1", "L": "1", "O": "0"})
 _CODE_RE = re.compile(f"[{CODE_ALPHABET}]{{{CODE_LENGTH}}}")
 
 
-class UploadCodeNotFound(Exception):
+class UploadCodeNotFound(ServiceError):
     """The code is unknown, expired, used or revoked, or its case takes no visits: all alike."""
 
+    code = "code_not_found"
+    status = 404
 
-@dataclass
-class VisitRejected(Exception):
+    def __init__(self, message="No such upload code: it is wrong, expired, used or revoked."):
+        super().__init__(message)
+
+
+class VisitRejected(ServiceError):
     """One visit of an upload failed a check; the whole upload is refused."""
 
-    index: int
-    field: str
-    reason: str
-    message: str
+    code = "visit_rejected"
+
+    def __init__(self, index: int, field: str, reason: str, message: str):
+        super().__init__(message, code=reason)
+        self.index, self.field, self.reason = index, field, reason
 
 
 def upload_code_normalize(text: str) -> str | None:

@@ -11,7 +11,7 @@ import logging
 from django.conf import settings
 from django.core.cache import cache
 from django.utils.crypto import salted_hmac
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 
@@ -31,9 +31,9 @@ WRONG_CODE_WARN_OVERALL = 100
 VENUE_CODE_MAX_LENGTH = 4096
 
 
-class UploadCodeUnknown(exceptions.NotFound):
-    default_detail = "No such upload code: it is wrong, expired, used or revoked."
-    default_code = "code_not_found"
+# PROTOCOL §6 gives this answer's body to the byte, the same for every kind of bad code; it is
+# the one error of the API not in the {"error": {"code", "message"}} shape.
+CODE_NOT_FOUND = {"error": "code_not_found"}
 
 
 class VisitInvalid(exceptions.ValidationError):
@@ -122,7 +122,11 @@ class CaseUploadView(PhoneAPIView):
         responses={
             201: CaseUploadAcceptedSerializer,
             400: _error("Invalid; `visit` names the refused visit, `fields` the problem. Nothing was stored."),
-            404: _error("The code is wrong, expired, used or revoked (indistinguishable)."),
+            404: OpenApiResponse(
+                inline_serializer("CodeNotFound", {"error": serializers.ChoiceField(choices=["code_not_found"])}),
+                description="The code is wrong, expired, used or revoked (indistinguishable): "
+                '`{"error":"code_not_found"}`.',
+            ),
             413: _error("Request body too large."),
             415: _error("Not JSON."),
             429: _error("Too many attempts; see Retry-After."),
@@ -135,9 +139,9 @@ class CaseUploadView(PhoneAPIView):
         upload.is_valid(raise_exception=True)
         try:
             accepted = case_upload_receive(**upload.validated_data)
-        except UploadCodeNotFound as error:
+        except UploadCodeNotFound:
             _wrong_code_noted(request)
-            raise UploadCodeUnknown() from error
+            return Response(CODE_NOT_FOUND, status=status.HTTP_404_NOT_FOUND)
         except VisitRejected as rejected:
             raise VisitInvalid(rejected) from rejected
         return Response({"accepted": accepted}, status=status.HTTP_201_CREATED)

@@ -147,6 +147,9 @@ def _refused(body=None, *, raw=None, status=400):
     answer = post(body, raw=raw)
     assert answer.status_code == status, answer.content
     assert database_contents() == before
+    if status == 404:
+        assert answer.content == b'{"error":"code_not_found"}'  # PROTOCOL §6, to the byte
+        return answer.json()
     return answer.json()["error"]
 
 
@@ -261,7 +264,7 @@ def test_wrong_expired_used_and_revoked_codes_get_the_same_404(case, venue, sett
     answers.append(_refused({"code": published, "visits": [visit(jws)]}, status=404))
 
     assert all(answer == answers[0] for answer in answers)
-    assert answers[0]["code"] == "code_not_found"
+    assert answers[0] == {"error": "code_not_found"}
 
 
 def test_attempts_are_throttled_with_retry_after(code, venue, settings):

@@ -152,5 +152,5 @@ def test_a_confirmed_case_uploads_its_visits_with_a_one_time_code(venue_and_text
     assert device.upload_as_case(code) == 1
     with pytest.raises(phone.ApiError) as refused:
         device.upload_as_case(code)
-    assert (refused.value.status, refused.value.body["error"]["code"]) == (404, "code_not_found")
+    assert (refused.value.status, refused.value.body) == (404, {"error": "code_not_found"})
     assert case.visits.get().venue_id == venue.pk
