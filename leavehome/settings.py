@@ -213,6 +213,8 @@ REST_FRAMEWORK = {
         "visit_upload_device": env("THROTTLE_VISIT_UPLOAD_DEVICE", "120/hour"),
         "visit_upload_ip": env("THROTTLE_VISIT_UPLOAD_IP", "6000/hour"),
         "device_read": env("THROTTLE_DEVICE_READ", "600/hour"),
+        # The public exposure list (page, JSON, CSV) per address: shared caches serve most readers.
+        "public_list_ip": env("THROTTLE_PUBLIC_LIST_IP", "300/minute"),
         # Case uploads are rare (one per confirmed case) and guess codes when abused: a few per
         # address, and a ceiling for everyone together that guessing cannot get past.
         "case_upload_ip": env("THROTTLE_CASE_UPLOAD_IP", "10/hour"),
@@ -350,3 +352,12 @@ CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",
     "schedule": 6 * 3600.0,
 }
+
+# --- Health officials' console (docs/console.md) --------------------------------------------
+# Days a case visit stays on the public exposure list after its window ends.
+PUBLIC_EXPOSURE_LIST_DAYS = env_int("PUBLIC_EXPOSURE_LIST_DAYS", 14)
+# Cluster candidates: venues two or more cases visited within this many days (the page's default).
+CLUSTER_CANDIDATE_DAYS = env_int("CLUSTER_CANDIDATE_DAYS", 14)
+# A publication estimated to notify more devices than this waits for a second official's
+# approval (notifications/safety.py); 0 turns the rule off.
+PUBLICATION_APPROVAL_THRESHOLD = env_int("PUBLICATION_APPROVAL_THRESHOLD", 10000)

@@ -77,7 +77,9 @@ class CaseUploadAdminMixin:
 
     def _case_for(self, request, case_id, permission):
         case = get_object_or_404(Case, pk=case_id)
-        if not (self.has_change_permission(request, case) and request.user.has_perm(permission)):
+        # The right to change cases at all: a case no longer a draft has a read-only page, and
+        # the upload services refuse it with a message the official sees on that page.
+        if not (self.has_change_permission(request) and request.user.has_perm(permission)):
             raise PermissionDenied
         return case
 

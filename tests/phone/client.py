@@ -160,6 +160,20 @@ class Phone:
         self.notifications_cursor = body["cursor"]
         return body["items"]
 
+    @staticmethod
+    def shown(item: dict, language: str) -> dict:
+        """What the app shows for a notification in ``language`` (``en`` or ``zh``, PROTOCOL §7):
+        the advice first, the case's own message after it when it says something else, and
+        the test dates as dates to put in a calendar."""
+        lines = [item["advice"][language]]
+        if item["message"][language] != item["advice"][language]:
+            lines.append(item["message"][language])
+        return {
+            "lines": lines,
+            "test_dates": [dt.date.fromisoformat(day) for day in item["test_dates"]],
+            "cancelled": item["status"] == "withdrawn",
+        }
+
     def set_push(self, channel: dict) -> None:
         self._call("PUT", "/devices/me/push", json=channel)
 
