@@ -9,6 +9,7 @@ clean. ``deploy/env.example`` lists every variable with its meaning.
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from leavehome.env import env, env_bool, env_int, env_list
@@ -52,6 +53,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id and the request's log line cover even a redirect or a 400.
+    "leavehome.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -125,6 +128,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0)
 AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+# No banner from every process and every manage.py call, no user agents in log lines.
+AXES_VERBOSE = False
 
 # Staff must log in to the admin with a second factor in production.
 OTP_ADMIN_REQUIRED = env_bool("OTP_ADMIN_REQUIRED", not DEBUG)
@@ -251,12 +256,23 @@ PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
 # A locked-out owner gets a page in their language pointing at password reset (HTTP 429).
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 
-# --- Logging ------------------------------------------------------------------------------
+# --- Logging (leavehome/logs.py) -----------------------------------------------------------
+# One JSON object per line on stderr, times in UTC with their offset, each with the request
+# id, addresses and secret-looking strings scrubbed; gunicorn (deploy/gunicorn.conf.py) and
+# Celery (leavehome/celery.py) write the same lines. LOG_FORMAT=plain gives readable lines,
+# the default with DEBUG on.
+LOG_FORMAT = env("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+LOGGING_CONFIG = "leavehome.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "leavehome.logs.JsonFormatter"},
+        "plain": {"()": "leavehome.logs.PlainFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -219,8 +219,8 @@ def test_deploy_files_name_real_entry_points():
     deploy = Path(PROJECT_DIR, "deploy")
     procfile = (deploy / "Procfile").read_text()
     assert "gunicorn -c deploy/gunicorn.conf.py leavehome.wsgi" in procfile
-    assert "celery -A leavehome worker" in procfile
-    assert "celery -A leavehome beat" in procfile
+    assert "celery -A leavehome --quiet worker" in procfile
+    assert "celery -A leavehome --quiet beat" in procfile
     compose = (deploy / "compose.yaml").read_text()
     for service in ("postgres:", "redis:", "web:", "worker:", "beat:", "migrate:"):
         assert service in compose

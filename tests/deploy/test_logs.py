@@ -1,0 +1,129 @@
+"""The production topology's logs: every line JSON, in UTC, with a request id, and nothing
+in them that is a token, a secret or a client's address.
+
+gunicorn, a Celery worker and beat run as deploy/ runs them; a phone registers, uploads a
+visit through gunicorn and polls; an official's publication is matched by the worker. Then
+every line each process wrote is read back.
+"""
+
+import collections
+import datetime as dt
+import json
+import sys
+import uuid
+
+import httpx
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+
+from leavehome.logs import request_id_var
+from notifications.cases import case_publish_later
+from notifications.models import Case, CaseVisit, Notification
+from notifications.partitions import visit_token_partitions_ensure
+from tests import phone
+from tests.deploy.test_topology import _free_port, _use_broker_from_this_process, _wait_for, production_env
+from tests.phone.derivation import b64u_encode
+from tests.phone.server import venue_make, venue_qr_text
+from venues.keystore import vk_decrypt
+
+pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+CLIENT_ADDRESS = "203.0.113.7"  # TEST-NET-3: what nginx would put in X-Forwarded-For
+
+
+def _noon_yesterday():
+    return timezone.make_aware(dt.datetime.combine(timezone.localdate() - dt.timedelta(days=1), dt.time(12)))
+
+
+def _phone_through_nginx_headers(base_url, sent_request_ids):
+    """A phone whose every request carries what nginx adds: a fresh request id, the client's address."""
+
+    def as_nginx_would(request):
+        request_id = uuid.uuid4().hex
+        sent_request_ids[request.url.path].append(request_id)
+        request.headers.update(
+            {"X-Request-ID": request_id, "X-Forwarded-For": CLIENT_ADDRESS, "X-Forwarded-Proto": "https"}
+        )
+
+    http = httpx.Client(base_url=base_url, timeout=30, event_hooks={"request": [as_nginx_would]})
+    return phone.Phone(http)
+
+
+def test_every_log_line_is_json_with_a_request_id_and_holds_no_secret(processes, tmp_path, restore_celery):
+    noon = _noon_yesterday()
+    venue = venue_make(name_en="Log Cafe", name_zh="日誌咖啡")
+    qr_text = venue_qr_text(venue)
+    visit_token_partitions_ensure([noon.date()])
+    case = Case.objects.create(reference="LOG-1", confirmed_on=timezone.localdate())
+    CaseVisit.objects.create(case=case, venue=venue, start=noon, end=noon + dt.timedelta(hours=1))
+
+    queue = f"logs-{uuid.uuid4().hex[:10]}"
+    broker_url = "redis://127.0.0.1:6379/14"
+    # The workers open the venue keys the test process sealed: the same keys, as secrets.
+    env = production_env(
+        broker_url,
+        queue,
+        GUNICORN_WORKERS="2",
+        PROXY_COUNT="1",
+        TRACING_KEY=settings.TRACING_KEY,
+        KEY_ENCRYPTION_KEY=settings.KEY_ENCRYPTION_KEY,
+    )
+    port = _free_port()
+    celery = [sys.executable, "-m", "celery", "-A", "leavehome", "--quiet"]
+    processes.start_gunicorn(port, env)
+    processes.start("worker", [*celery, "worker", "--concurrency=1", "-Q", queue, "-n", f"{queue}@%h"], env)
+    processes.start("beat", [*celery, "beat", f"--schedule={tmp_path / 'celerybeat-schedule'}"], env)
+    base = f"http://127.0.0.1:{port}"
+    _wait_for(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, "gunicorn healthy")
+
+    sent = collections.defaultdict(list)
+    device = _phone_through_nginx_headers(base, sent)
+    device.register()
+    code = device.scan(qr_text)
+    device.check_in(code, int(noon.timestamp()) + 600, int(noon.timestamp()) + 1800)
+    assert device.upload() > 0
+    uploaded_tokens = [b64u_encode(token) for _, token in device.uploaded]
+
+    # An official's publication, as the admin makes it: queued on commit under the request's id.
+    _use_broker_from_this_process(broker_url, queue)
+    publication_request_id = uuid.uuid4().hex
+    reset = request_id_var.set(publication_request_id)
+    try:
+        with transaction.atomic():
+            case_publish_later(case=case, actor=get_user_model().objects.get(pk=venue.owner_id))
+    finally:
+        request_id_var.reset(reset)
+    _wait_for(lambda: Notification.objects.filter(device_id=device.device_id).exists(), "the publication's match")
+    assert device.poll()
+    processes.stop_all()
+
+    forbidden = {
+        "a client address": [CLIENT_ADDRESS],
+        "the device secret": [device.secret],
+        "an uploaded token": uploaded_tokens,
+        "the venue key": [b64u_encode(vk_decrypt(venue.codes.get()))],
+        "a server secret": [env["SECRET_KEY"], env["TRACING_KEY"], env["KEY_ENCRYPTION_KEY"]],
+    }
+    lines = {name: processes.log(name).splitlines() for name in ("web", "worker", "beat")}
+    for name, process_lines in lines.items():
+        assert process_lines, f"{name} wrote nothing"
+        for line in process_lines:
+            record = json.loads(line)  # every line is one JSON object
+            assert "request_id" in record, line
+            assert record["time"].endswith("+00:00"), line
+            for what, values in forbidden.items():
+                assert not any(value in line for value in values), f"{what} in the {name} log: {line}"
+        assert not any("AXES: BEGIN" in line for line in process_lines)
+
+    web = [json.loads(line) for line in lines["web"]]
+    upload_lines = [r for r in web if r.get("route") == "api/v1/visits" and r.get("method") == "POST"]
+    assert {r["request_id"] for r in upload_lines} == set(sent["/api/v1/visits"])
+    assert all(200 <= r["status"] < 300 for r in upload_lines)
+    # The publication's request id reaches the worker's lines of the tasks it led to.
+    worker = [json.loads(line) for line in lines["worker"]]
+    publication_tasks = {r["message"].split("[")[0] for r in worker if r["request_id"] == publication_request_id}
+    assert any("notifications.publish_case" in message for message in publication_tasks), publication_tasks
+    assert any("notifications.match_publication" in message for message in publication_tasks), publication_tasks
