@@ -45,3 +45,20 @@ logconfig_dict = {
         "gunicorn.access": {"level": "INFO" if accesslog else "CRITICAL", "handlers": [], "propagate": True},
     },
 }
+
+
+# Metrics (leavehome/metrics.py): with PROMETHEUS_MULTIPROC_DIR set, every worker writes its
+# counts there and GET /metrics adds them up. The master empties the directory as it starts,
+# so a restart does not add the previous run's counts; a worker that exits leaves its
+# counters (they stay counted) and loses only its live gauges.
+def on_starting(server):
+    from leavehome.metrics_files import multiprocess_dir_clear
+
+    multiprocess_dir_clear()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -1,4 +1,4 @@
-"""What every request passes through first: its request id, its log line.
+"""What every request passes through first: its request id, its log line, its metric.
 
 The request id is nginx's ``X-Request-ID`` (deploy/nginx-proxy.conf) when it looks like one,
 else a new one, so a request served by gunicorn alone is still traceable; it is answered in
@@ -13,6 +13,7 @@ import time
 import uuid
 
 from leavehome.logs import request_id_var
+from leavehome.metrics import http_request_observe
 
 logger = logging.getLogger("leavehome.request")
 
@@ -41,14 +42,16 @@ class RequestContextMiddleware:
             response = self.get_response(request)
             seconds = time.perf_counter() - started
             response[REQUEST_ID_HEADER] = request_id
+            route = request_route(request)
+            http_request_observe(route=route, method=request.method, status=response.status_code, seconds=seconds)
             logger.info(
                 "%s %s %s",
                 request.method,
-                request_route(request),
+                route,
                 response.status_code,
                 extra={
                     "method": request.method,
-                    "route": request_route(request),
+                    "route": route,
                     "status": response.status_code,
                     "duration_ms": round(seconds * 1000, 1),
                 },

@@ -168,7 +168,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "LeaveHome <no-reply@leavehome.ex
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
 # Load balancers probe health over plain HTTP on the private network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
 SECURE_HSTS_PRELOAD = not DEBUG
@@ -337,3 +337,14 @@ CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",
     "schedule": 6 * 3600.0,
 }
+
+# --- Metrics (leavehome/metrics.py; docs/operations.md, Metrics) ---------------------------
+# The bearer token Prometheus sends to GET /metrics and to the workers' endpoint; unset, both
+# are off. Multiprocess mode needs PROMETHEUS_MULTIPROC_DIR in the environment of gunicorn
+# and of each worker (a directory of its own for each), read by prometheus_client itself.
+METRICS_TOKEN = env("METRICS_TOKEN")
+# Each worker's main process serves its pool's metrics here (unset: no worker endpoint).
+METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0) or None
+METRICS_WORKER_BIND = env("METRICS_WORKER_BIND", "127.0.0.1")
+# The queues whose depth is reported (the default queue unless listed).
+METRICS_QUEUES = env_list("METRICS_QUEUES", [CELERY_TASK_DEFAULT_QUEUE])

@@ -4,10 +4,11 @@ import logging
 
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
+from leavehome import metrics
 from leavehome.celery import app as celery_app
 
 logger = logging.getLogger(__name__)
@@ -48,3 +49,20 @@ def healthz(request):
         return JsonResponse({"status": "unavailable", "problems": problems}, status=503)
     broker = "in-process" if settings.CELERY_TASK_ALWAYS_EAGER else "ok"
     return JsonResponse({"status": "ok", "database": "ok", "broker": broker})
+
+
+@never_cache
+def metrics_view(request):
+    """Prometheus exposition of the web tier (all gunicorn workers) and the system's state.
+
+    Off (404) without METRICS_TOKEN; 401 without the token. Scraped on the private network,
+    past nginx (which refuses /metrics from outside).
+    """
+    if not settings.METRICS_TOKEN:
+        return HttpResponse("metrics are off (METRICS_TOKEN is not set)\n", status=404, content_type="text/plain")
+    if not metrics.token_matches(request.headers.get("Authorization"), settings.METRICS_TOKEN):
+        response = HttpResponse("a metrics token is required\n", status=401, content_type="text/plain")
+        response["WWW-Authenticate"] = "Bearer"
+        return response
+    body, content_type = metrics.scrape(with_state=True)
+    return HttpResponse(body, content_type=content_type)

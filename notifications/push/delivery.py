@@ -13,7 +13,8 @@ PUSH_BATCH_DEVICES devices that have an active channel (a device without one pol
 4. records each outcome with one UPDATE per kind of outcome: delivered; retrying (due again
    after exponential backoff with jitter, never before the service's Retry-After); failed
    (permanent, or out of attempts; a dead address also deactivates the channel); disabled
-   (no credentials for that kind).
+   (no credentials for that kind). Each outcome is counted by provider and status in the
+   ``leavehome_push_sends`` metric, which the push-failure alert watches.
 
 Whatever happens to a push, the notification itself stays in ``GET /api/v1/notifications``:
 push only shortens the time until the phone looks.
@@ -38,6 +39,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from leavehome.metrics import PUSHES
 from notifications.models import Notification, PushChannel, PushDelivery
 from notifications.push.sealing import address_open
 from notifications.push.transports import TRANSPORTS, TransportDisabled, TransportError
@@ -193,8 +195,9 @@ def _pushes_send(channels, messages):
     return results
 
 
-def _outcomes_record(claim, claimed, results, now) -> BatchReport:
+def _outcomes_record(claim, claimed, results, now, kinds) -> BatchReport:
     report = BatchReport()
+    outcomes = defaultdict(int)  # (kind, status) → pushes, for the metrics once recorded
     Status = PushDelivery.Status
     claimed_rows = PushDelivery.objects.filter(claim=claim, status=Status.SENDING)
     groups = defaultdict(list)  # (status, last_error) → channel ids
@@ -204,18 +207,20 @@ def _outcomes_record(claim, claimed, results, now) -> BatchReport:
     for channel_id, error in results.items():
         attempts = max(row["attempts"] for row in claimed[channel_id])
         if error is None:
-            groups[(Status.DELIVERED, "")].append(channel_id)
+            status, reason = Status.DELIVERED, ""
         elif isinstance(error, TransportDisabled):
-            groups[(Status.DISABLED, str(error)[:200])].append(channel_id)
+            status, reason = Status.DISABLED, str(error)[:200]
         elif error.permanent or attempts >= settings.PUSH_MAX_ATTEMPTS:
             reason = error.message if error.permanent else f"gave up after {attempts} attempts: {error.message}"
-            groups[(Status.FAILED, reason[:200])].append(channel_id)
+            status, reason = Status.FAILED, reason[:200]
             if error.deactivate:
                 deactivated[channel_id] = error.message
         else:
-            groups[(Status.RETRYING, error.message)].append(channel_id)
+            status, reason = Status.RETRYING, error.message
             retry_after = max(retry_after, error.retry_after or 0.0)
             max_attempts = max(max_attempts, attempts)
+        groups[(status, reason)].append(channel_id)
+        outcomes[(kinds[channel_id], status.value)] += 1
     if any(status == Status.RETRYING for status, _ in groups):
         report.retry_delay = retry_delay_seconds(max_attempts, retry_after)
     with transaction.atomic():
@@ -233,6 +238,8 @@ def _outcomes_record(claim, claimed, results, now) -> BatchReport:
             PushChannel.objects.filter(id__in=channel_ids).update(active=False, deactivated_reason=reason[:200])
         if deactivated:
             _deliveries_of_dead_channels_fail(list(deactivated), now)
+    for (kind, status), count in outcomes.items():
+        PUSHES.labels(provider=kind, status=status).inc(count)
     return report
 
 
@@ -279,7 +286,8 @@ def push_deliver_batch(*, notification_ids) -> BatchReport:
         for channel_id, rows in claimed.items()
     }
     results = _pushes_send(channels, messages)
-    return _outcomes_record(claim, claimed, results, timezone.now())
+    kinds = {channel["id"]: channel["kind"] for channel in channels}
+    return _outcomes_record(claim, claimed, results, timezone.now(), kinds)
 
 
 def push_deliveries_reap() -> list[list[int]]:

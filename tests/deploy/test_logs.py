@@ -7,35 +7,23 @@ every line each process wrote is read back.
 """
 
 import collections
-import datetime as dt
 import json
 import sys
 import uuid
 
 import httpx
 import pytest
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import transaction
-from django.utils import timezone
 
-from leavehome.logs import request_id_var
-from notifications.cases import case_publish_later
-from notifications.models import Case, CaseVisit, Notification
-from notifications.partitions import visit_token_partitions_ensure
+from notifications.models import Notification
 from tests import phone
+from tests.deploy.scenario import keys_of_this_process, outbreak_draft, phone_visits_and_uploads, publish_as_an_official
 from tests.deploy.test_topology import _free_port, _use_broker_from_this_process, _wait_for, production_env
 from tests.phone.derivation import b64u_encode
-from tests.phone.server import venue_make, venue_qr_text
 from venues.keystore import vk_decrypt
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CLIENT_ADDRESS = "203.0.113.7"  # TEST-NET-3: what nginx would put in X-Forwarded-For
-
-
-def _noon_yesterday():
-    return timezone.make_aware(dt.datetime.combine(timezone.localdate() - dt.timedelta(days=1), dt.time(12)))
 
 
 def _phone_through_nginx_headers(base_url, sent_request_ids):
@@ -53,24 +41,10 @@ def _phone_through_nginx_headers(base_url, sent_request_ids):
 
 
 def test_every_log_line_is_json_with_a_request_id_and_holds_no_secret(processes, tmp_path, restore_celery):
-    noon = _noon_yesterday()
-    venue = venue_make(name_en="Log Cafe", name_zh="日誌咖啡")
-    qr_text = venue_qr_text(venue)
-    visit_token_partitions_ensure([noon.date()])
-    case = Case.objects.create(reference="LOG-1", confirmed_on=timezone.localdate())
-    CaseVisit.objects.create(case=case, venue=venue, start=noon, end=noon + dt.timedelta(hours=1))
-
+    outbreak = outbreak_draft("LOG-1")
     queue = f"logs-{uuid.uuid4().hex[:10]}"
     broker_url = "redis://127.0.0.1:6379/14"
-    # The workers open the venue keys the test process sealed: the same keys, as secrets.
-    env = production_env(
-        broker_url,
-        queue,
-        GUNICORN_WORKERS="2",
-        PROXY_COUNT="1",
-        TRACING_KEY=settings.TRACING_KEY,
-        KEY_ENCRYPTION_KEY=settings.KEY_ENCRYPTION_KEY,
-    )
+    env = production_env(broker_url, queue, GUNICORN_WORKERS="2", PROXY_COUNT="1", **keys_of_this_process())
     port = _free_port()
     celery = [sys.executable, "-m", "celery", "-A", "leavehome", "--quiet"]
     processes.start_gunicorn(port, env)
@@ -81,21 +55,13 @@ def test_every_log_line_is_json_with_a_request_id_and_holds_no_secret(processes,
 
     sent = collections.defaultdict(list)
     device = _phone_through_nginx_headers(base, sent)
-    device.register()
-    code = device.scan(qr_text)
-    device.check_in(code, int(noon.timestamp()) + 600, int(noon.timestamp()) + 1800)
-    assert device.upload() > 0
+    assert phone_visits_and_uploads(device, outbreak) > 0
     uploaded_tokens = [b64u_encode(token) for _, token in device.uploaded]
 
     # An official's publication, as the admin makes it: queued on commit under the request's id.
     _use_broker_from_this_process(broker_url, queue)
     publication_request_id = uuid.uuid4().hex
-    reset = request_id_var.set(publication_request_id)
-    try:
-        with transaction.atomic():
-            case_publish_later(case=case, actor=get_user_model().objects.get(pk=venue.owner_id))
-    finally:
-        request_id_var.reset(reset)
+    publish_as_an_official(outbreak, request_id=publication_request_id)
     _wait_for(lambda: Notification.objects.filter(device_id=device.device_id).exists(), "the publication's match")
     assert device.poll()
     processes.stop_all()
@@ -104,7 +70,7 @@ def test_every_log_line_is_json_with_a_request_id_and_holds_no_secret(processes,
         "a client address": [CLIENT_ADDRESS],
         "the device secret": [device.secret],
         "an uploaded token": uploaded_tokens,
-        "the venue key": [b64u_encode(vk_decrypt(venue.codes.get()))],
+        "the venue key": [b64u_encode(vk_decrypt(outbreak.venue.codes.get()))],
         "a server secret": [env["SECRET_KEY"], env["TRACING_KEY"], env["KEY_ENCRYPTION_KEY"]],
     }
     lines = {name: processes.log(name).splitlines() for name in ("web", "worker", "beat")}
