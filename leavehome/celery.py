@@ -60,6 +60,15 @@ def _worker_metrics_serve(**kwargs):
         )
 
 
+@signals.beat_init.connect
+def _heartbeat_at_once(**kwargs):
+    # The first scheduled heartbeat comes only after a full interval; /healthz of a fresh
+    # deployment should not wait that long.
+    from leavehome.tasks import heartbeat
+
+    heartbeat.apply_async()
+
+
 @signals.before_task_publish.connect
 def _carry_request_id(headers=None, **kwargs):
     from leavehome.logs import request_id_var

@@ -84,13 +84,12 @@ class StateCollector:
         for risk, total in sorted(monitoring.notifications_by_risk().items()):
             by_risk.add_metric([risk], total)
         yield by_risk
-        retention = monitoring.retention_last_run()
-        if retention is not None:
-            yield GaugeMetricFamily(
-                "leavehome_retention_last_run_timestamp_seconds",
-                "When the retention purge last finished.",
-                value=retention.timestamp(),
-            )
+        for name, help_text, moment in (
+            ("leavehome_retention_last_run_timestamp_seconds", "Last retention run.", monitoring.retention_last_run()),
+            ("leavehome_beat_last_tick_timestamp_seconds", "Beat's last heartbeat.", monitoring.beat_last_tick()),
+        ):
+            if moment is not None:
+                yield GaugeMetricFamily(name, help_text, value=moment.timestamp())
         queues = GaugeMetricFamily("leavehome_queue_messages", "Messages waiting in a Celery queue.", labels=["queue"])
         for queue, depth in sorted(monitoring.queue_depths().items()):
             queues.add_metric([queue], depth)

@@ -24,8 +24,7 @@ def upload_backlog() -> tuple[int, float | None]:
     from notifications.models import UploadBacklog
 
     summary = UploadBacklog.objects.aggregate(rows=Count("id"), oldest=Min("created_at"))
-    oldest = summary["oldest"]
-    return summary["rows"], None if oldest is None else max(0.0, (timezone.now() - oldest).total_seconds())
+    return summary["rows"], seconds_since(summary["oldest"])
 
 
 def retention_last_run() -> dt.datetime | None:
@@ -33,6 +32,18 @@ def retention_last_run() -> dt.datetime | None:
     from leavehome.models import AuditEntry
 
     return AuditEntry.objects.filter(action="retention.purge").aggregate(last=Max("created_at"))["last"]
+
+
+def beat_last_tick() -> dt.datetime | None:
+    """When beat's heartbeat was last recorded by a worker (leavehome.tasks.heartbeat)."""
+    from leavehome.heartbeats import BEAT
+    from leavehome.models import Heartbeat
+
+    return Heartbeat.objects.filter(name=BEAT).values_list("at", flat=True).first()
+
+
+def seconds_since(moment: dt.datetime | None) -> float | None:
+    return None if moment is None else max(0.0, (timezone.now() - moment).total_seconds())
 
 
 def notifications_by_risk() -> dict[str, int]:

@@ -348,3 +348,13 @@ METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0) or None
 METRICS_WORKER_BIND = env("METRICS_WORKER_BIND", "127.0.0.1")
 # The queues whose depth is reported (the default queue unless listed).
 METRICS_QUEUES = env_list("METRICS_QUEUES", [CELERY_TASK_DEFAULT_QUEUE])
+
+# --- Liveness (/healthz; docs/operations.md, Health) ---------------------------------------
+# Beat sends a heartbeat this often (and once as it starts); a worker records it. /healthz
+# answers 503 when the last one is older than HEALTHZ_BEAT_MAX_AGE_SECONDS (0: not checked,
+# for a web tier whose load balancer must not care), or when the oldest upload waiting to be
+# matched is older than HEALTHZ_BACKLOG_MAX_AGE_SECONDS (0: not checked).
+HEARTBEAT_SECONDS = float(env("HEARTBEAT_SECONDS", "60"))
+HEALTHZ_BEAT_MAX_AGE_SECONDS = env_int("HEALTHZ_BEAT_MAX_AGE_SECONDS", 300)
+HEALTHZ_BACKLOG_MAX_AGE_SECONDS = env_int("HEALTHZ_BACKLOG_MAX_AGE_SECONDS", 900)
+CELERY_BEAT_SCHEDULE["leavehome-heartbeat"] = {"task": "leavehome.heartbeat", "schedule": HEARTBEAT_SECONDS}

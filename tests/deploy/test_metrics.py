@@ -51,7 +51,15 @@ def test_web_and_worker_metrics_after_traffic_and_a_publication(processes, tmp_p
         "METRICS_QUEUES": queue,
         **keys_of_this_process(),
     }
-    web_env = production_env(broker_url, queue, GUNICORN_WORKERS="3", PROMETHEUS_MULTIPROC_DIR=str(web_dir), **common)
+    # No beat here: /healthz leaves it out.
+    web_env = production_env(
+        broker_url,
+        queue,
+        GUNICORN_WORKERS="3",
+        PROMETHEUS_MULTIPROC_DIR=str(web_dir),
+        HEALTHZ_BEAT_MAX_AGE_SECONDS="0",
+        **common,
+    )
     worker_env = production_env(
         broker_url, queue, PROMETHEUS_MULTIPROC_DIR=str(worker_dir), METRICS_WORKER_PORT=str(worker_port), **common
     )

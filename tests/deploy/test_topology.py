@@ -144,7 +144,12 @@ def test_gunicorn_worker_and_beat_serve_and_run_tasks(processes, tmp_path, broke
     base = f"http://127.0.0.1:{port}"
     _wait_for(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, "gunicorn healthy")
     health = httpx.get(f"{base}/healthz", timeout=5).json()
-    assert health == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert {key: health[key] for key in ("status", "database", "broker")} == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+    }
+    assert health["beat_tick_age_seconds"] >= 0  # beat's first heartbeat, recorded by the worker
 
     # Production settings behind nginx: plain HTTP is redirected, X-Forwarded-Proto trusted.
     assert httpx.get(f"{base}/api/v1/config", timeout=5).status_code == 301
@@ -161,6 +166,31 @@ def test_gunicorn_worker_and_beat_serve_and_run_tasks(processes, tmp_path, broke
     assert beat.poll() is None, processes.log("beat")
     assert "beat: Starting" in processes.log("beat")
     assert "ready" in processes.log("worker")
+
+
+def test_healthz_turns_503_when_beat_stops(processes, tmp_path, restore_celery):
+    queue = f"beat-{uuid.uuid4().hex[:10]}"
+    env = production_env(
+        "redis://127.0.0.1:6379/14",
+        queue,
+        GUNICORN_WORKERS="1",
+        HEARTBEAT_SECONDS="1",
+        HEALTHZ_BEAT_MAX_AGE_SECONDS="4",
+    )
+    port = _free_port()
+    celery = [sys.executable, "-m", "celery", "-A", "leavehome", "--quiet"]
+    processes.start_gunicorn(port, env)
+    processes.start("worker", [*celery, "worker", "--concurrency=1", "-Q", queue, "-n", f"{queue}@%h"], env)
+    beat = processes.start("beat", [*celery, "beat", f"--schedule={tmp_path / 'celerybeat-schedule'}"], env)
+    health = f"http://127.0.0.1:{port}/healthz"
+    _wait_for(lambda: httpx.get(health, timeout=5).status_code == 200, "healthy with beat running")
+
+    beat.terminate()
+    beat.wait(timeout=20)
+    _wait_for(lambda: httpx.get(health, timeout=5).status_code == 503, "503 once beat's heartbeat is stale")
+    body = httpx.get(health, timeout=5).json()
+    assert set(body["problems"]) == {"beat"}
+    assert body["beat_tick_age_seconds"] > 4
 
 
 def test_healthz_is_503_when_the_broker_is_down(processes, restore_celery):
