@@ -358,3 +358,16 @@ HEARTBEAT_SECONDS = float(env("HEARTBEAT_SECONDS", "60"))
 HEALTHZ_BEAT_MAX_AGE_SECONDS = env_int("HEALTHZ_BEAT_MAX_AGE_SECONDS", 300)
 HEALTHZ_BACKLOG_MAX_AGE_SECONDS = env_int("HEALTHZ_BACKLOG_MAX_AGE_SECONDS", 900)
 CELERY_BEAT_SCHEDULE["leavehome-heartbeat"] = {"task": "leavehome.heartbeat", "schedule": HEARTBEAT_SECONDS}
+
+# --- Error tracking (leavehome/sentry.py; docs/operations.md, Errors) ----------------------
+# Off unless SENTRY_DSN is set. No personal data: no users, cookies, bodies or addresses;
+# every event is scrubbed of tokens before it is sent.
+SENTRY_DSN = env("SENTRY_DSN")
+if SENTRY_DSN:
+    from leavehome.sentry import sentry_init
+
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE", "0")),
+    )
