@@ -62,6 +62,12 @@ CANARY = Counter(
 )
 
 
+def upload_count(*, tokens: int) -> None:
+    """One accepted upload and its newly stored tokens (two in-memory increments)."""
+    UPLOADS.inc()
+    UPLOAD_TOKENS.inc(tokens)
+
+
 def http_request_observe(*, route: str, method: str, status: int, seconds: float) -> None:
     method = method if method in _KNOWN_METHODS else "other"
     HTTP_REQUESTS.labels(route=route, method=method, status=str(status)).observe(seconds)

@@ -12,6 +12,8 @@ import re
 import time
 import uuid
 
+from django.conf import settings
+
 from leavehome.logs import request_id_var
 from leavehome.metrics import http_request_observe
 
@@ -32,6 +34,7 @@ def request_route(request) -> str:
 class RequestContextMiddleware:
     def __init__(self, get_response):
         self.get_response = get_response
+        self.log_requests = settings.LOG_REQUESTS
 
     def __call__(self, request):
         incoming = request.META.get("HTTP_X_REQUEST_ID", "")
@@ -44,6 +47,8 @@ class RequestContextMiddleware:
             response[REQUEST_ID_HEADER] = request_id
             route = request_route(request)
             http_request_observe(route=route, method=request.method, status=response.status_code, seconds=seconds)
+            if not self.log_requests:
+                return response
             logger.info(
                 "%s %s %s",
                 request.method,

@@ -272,6 +272,9 @@ AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 LOG_FORMAT = env("LOG_FORMAT", "plain" if DEBUG else "json")
 if LOG_FORMAT not in {"json", "plain"}:
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+# One line per request (leavehome/middleware.py); 0 leaves them to nginx's access log when
+# a peak makes even that cost count. The request metrics are kept either way.
+LOG_REQUESTS = env_bool("LOG_REQUESTS", True)
 LOGGING_CONFIG = "leavehome.logs.configure"
 LOGGING = {
     "version": 1,

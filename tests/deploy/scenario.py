@@ -9,9 +9,9 @@ from django.db import transaction
 from django.utils import timezone
 
 from leavehome.logs import request_id_var
-from notifications.cases import case_publish_later
 from notifications.models import Case, CaseVisit
 from notifications.partitions import visit_token_partitions_ensure
+from notifications.tasks import case_publish_later
 from tests.phone.server import venue_make, venue_qr_text
 
 

@@ -85,7 +85,8 @@ def test_web_and_worker_metrics_after_traffic_and_a_publication(processes, tmp_p
     for _ in range(30):
         assert httpx.get(f"{base}/api/v1/config", headers=HTTPS, timeout=5).status_code == 200
     device = phone.Phone(httpx.Client(base_url=base, headers=HTTPS, timeout=30))
-    assert phone_visits_and_uploads(device, outbreak) > 0
+    accepted = phone_visits_and_uploads(device, outbreak)
+    assert accepted > 0
 
     _use_broker_from_this_process(broker_url, queue)
     publish_as_an_official(outbreak)
@@ -101,6 +102,8 @@ def test_web_and_worker_metrics_after_traffic_and_a_publication(processes, tmp_p
         )
         assert config_reads >= 30
     assert _value(web, "leavehome_http_request_duration_seconds_count", route="api/v1/visits", method="POST") == 1
+    assert _value(web, "leavehome_uploads_total") == 1
+    assert _value(web, "leavehome_upload_tokens_total") == accepted
     assert _value(web, "leavehome_notifications", risk="high") == 1
     assert ("leavehome_upload_backlog_rows", frozenset()) in web
     assert ("leavehome_upload_backlog_age_seconds", frozenset()) in web
