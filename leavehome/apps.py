@@ -6,3 +6,6 @@ class LeaveHomeConfig(AppConfig):
 
     name = "leavehome"
     verbose_name = "LeaveHome"
+
+    def ready(self):
+        from leavehome import checks  # noqa: F401 (registers the deployment checks)

@@ -155,16 +155,28 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
-# --- E-mail (console by default; SMTP when EMAIL_HOST is set) -----------------------------
+# --- E-mail (SMTP when EMAIL_HOST is set; console only with DEBUG on) ----------------------
+# Production must deliver mail (owners' verification links): with DEBUG off and no
+# EMAIL_HOST the process refuses to start, unless EMAIL_BACKEND is set explicitly (a file
+# backend for a local trial, say), which `check --deploy` then warns about (leavehome/checks.py).
 EMAIL_HOST = env("EMAIL_HOST")
-if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_PORT = env_int("EMAIL_PORT", 587)
-    EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+# Where django.core.mail.backends.filebased.EmailBackend writes one file per message.
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(BASE_DIR / "sent-mail"))
+EMAIL_BACKEND = env("EMAIL_BACKEND")
+if EMAIL_BACKEND is None:
+    if EMAIL_HOST:
+        EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    elif DEBUG:
+        EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    else:
+        raise ImproperlyConfigured(
+            "DEBUG=0 but EMAIL_HOST is not set: e-mail (owners' verification links) would not be "
+            "delivered. Set EMAIL_HOST, or EMAIL_BACKEND explicitly (docs/operations.md)."
+        )
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "LeaveHome <no-reply@leavehome.example>")
 
 # --- Security (production) ----------------------------------------------------------------

@@ -45,6 +45,8 @@ def production_env(broker_url, queue, **extra):
         "CELERY_BROKER_URL": broker_url,
         "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/15",
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # Nothing is mailed by these tests; production refuses to start without a mail server.
+        "EMAIL_HOST": "smtp.example.invalid",
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
@@ -225,6 +227,29 @@ def test_production_refuses_to_start_without_its_secrets():
     )
     assert result.returncode != 0
     assert "TRACING_KEY" in result.stderr
+
+
+def _manage(env, *args):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_refuses_to_start_without_a_mail_server():
+    env = production_env("redis://127.0.0.1:6379/0", "celery")
+    del env["EMAIL_HOST"]
+    result = _manage(env, "check")
+    assert result.returncode != 0
+    assert "EMAIL_HOST" in result.stderr
+
+
+def test_check_deploy_warns_when_mail_is_not_delivered(tmp_path):
+    env = production_env("redis://127.0.0.1:6379/0", "celery", ALLOWED_HOSTS="leavehome.example")
+    del env["EMAIL_HOST"]
+    env.update(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(tmp_path))
+    result = _manage(env, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert "leavehome.W001" in result.stdout + result.stderr
 
 
 def test_secrets_can_come_from_files(tmp_path):
