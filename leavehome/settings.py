@@ -346,8 +346,17 @@ PUSH_RETRY_MAX_SECONDS = env_int("PUSH_RETRY_MAX_SECONDS", 3600)
 # which runs every minute and leaves alone what became due less than the grace ago.
 PUSH_CLAIM_SECONDS = env_int("PUSH_CLAIM_SECONDS", 300)
 PUSH_REAP_GRACE_SECONDS = env_int("PUSH_REAP_GRACE_SECONDS", 30)
+# The canary (notifications/push/canary.py): device ids of operators' own phones, one per
+# provider, that get a test push every PUSH_CANARY_SECONDS (0: never) to prove delivery works.
+PUSH_CANARY_DEVICES = env_list("PUSH_CANARY_DEVICES")
+PUSH_CANARY_SECONDS = env_int("PUSH_CANARY_SECONDS", 3600)
 CELERY_IMPORTS = ["notifications.push.tasks"]
 CELERY_BEAT_SCHEDULE["push-reap"] = {"task": "notifications.push.tasks.push_reap", "schedule": 60.0}
+if PUSH_CANARY_DEVICES and PUSH_CANARY_SECONDS:
+    CELERY_BEAT_SCHEDULE["push-canary"] = {
+        "task": "notifications.push.tasks.push_canary",
+        "schedule": float(PUSH_CANARY_SECONDS),
+    }
 
 # --- Matching core and retention (notifications/tasks.py) ----------------------------------
 # Hourly: create the visit-token partitions of every date an upload may name (idempotent);

@@ -303,27 +303,45 @@ def push_deliveries_reap() -> list[list[int]]:
     return list(_device_batches(set(rows)))
 
 
-def push_test_send(*, device) -> str:
-    """Send a test push to the device now, for operators; returns what happened, in words.
+@dataclass(frozen=True)
+class PushTestOutcome:
+    """What a test push did: ``status`` (delivered, retrying, failed, disabled, no_channel,
+    inactive), the channel's kind ("" without one), and the same in words."""
+
+    status: str
+    kind: str
+    text: str
+
+
+def push_test(*, device) -> PushTestOutcome:
+    """Send a test push to the device now, for operators and the canary; say what happened.
 
     No notification is involved and nothing is recorded, except that a dead address
     deactivates the channel as a real push would.
     """
     channel = PushChannel.objects.filter(device=device).first()
     if channel is None:
-        return "The device has no push channel; it polls."
+        return PushTestOutcome("no_channel", "", "The device has no push channel; it polls.")
     if not channel.active:
-        return f"The device's {channel.kind} channel is inactive ({channel.deactivated_reason}); it polls."
+        text = f"The device's {channel.kind} channel is inactive ({channel.deactivated_reason}); it polls."
+        return PushTestOutcome("inactive", channel.kind, text)
     values = {"id": channel.id, "device_id": channel.device_id, "kind": channel.kind, "active": True}
     values["address_sealed"] = channel.address_sealed
     error = _pushes_send([values], {channel.id: {"type": MESSAGE_TYPE_TEST, "poll": POLL_PATH, "ids": []}})[channel.id]
     if error is None:
-        return f"Delivered to the {channel.kind} push service."
+        return PushTestOutcome("delivered", channel.kind, f"Delivered to the {channel.kind} push service.")
     if isinstance(error, TransportDisabled):
-        return f"Not sent: {error}."
+        return PushTestOutcome("disabled", channel.kind, f"Not sent: {error}.")
     if error.deactivate:
         with transaction.atomic():
             PushChannel.objects.filter(id=channel.id).update(active=False, deactivated_reason=error.message)
             _deliveries_of_dead_channels_fail([channel.id], timezone.now())
-        return f"Failed for good, channel deactivated: {error.message}"
-    return f"Failed ({'permanent' if error.permanent else 'transient'}): {error.message}"
+        return PushTestOutcome("failed", channel.kind, f"Failed for good, channel deactivated: {error.message}")
+    status = "failed" if error.permanent else "retrying"
+    kind_of_failure = "permanent" if error.permanent else "transient"
+    return PushTestOutcome(status, channel.kind, f"Failed ({kind_of_failure}): {error.message}")
+
+
+def push_test_send(*, device) -> str:
+    """:func:`push_test`, in words (``manage.py push_test``)."""
+    return push_test(device=device).text

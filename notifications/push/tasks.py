@@ -35,3 +35,11 @@ def push_reap():
     """Re-enqueue overdue deliveries (a worker died mid-send, or a scheduled retry was lost)."""
     for batch in push_deliveries_reap():
         push_deliver.delay(batch)
+
+
+@shared_task(ignore_result=True)
+def push_canary():
+    """Send the canary pushes (beat, every PUSH_CANARY_SECONDS); outcomes become metrics."""
+    from notifications.push.canary import push_canary_send
+
+    push_canary_send()
