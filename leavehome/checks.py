@@ -23,3 +23,17 @@ def email_is_delivered(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@checks.register(checks.Tags.security, deploy=True)
+def served_over_https(app_configs, **kwargs):
+    if settings.INSECURE_PLAIN_HTTP:
+        return [
+            checks.Warning(
+                "INSECURE_PLAIN_HTTP is on: pages, logins and the phone API are served over plain HTTP "
+                "with cookies anyone on the network can read.",
+                hint="Only for a local trial. Unset it and put nginx with TLS in front (deploy/nginx.conf).",
+                id="leavehome.W002",
+            )
+        ]
+    return []

@@ -182,14 +182,20 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "LeaveHome <no-reply@leavehome.ex
 # --- Security (production) ----------------------------------------------------------------
 # TLS ends at nginx, which sets X-Forwarded-Proto (deploy/nginx.conf).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# INSECURE_PLAIN_HTTP=1 serves production settings over plain HTTP: no redirect, no HSTS,
+# cookies without the Secure flag (or no browser or client would send them back over http).
+# For a local trial on one's own machine only (docs/operations.md); every process logs a
+# warning as it starts and check --deploy warns (leavehome/checks.py).
+INSECURE_PLAIN_HTTP = env_bool("INSECURE_PLAIN_HTTP", False)
+_HTTPS_ONLY = not DEBUG and not INSECURE_PLAIN_HTTP
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS_ONLY)
 # Load balancers probe health over plain HTTP on the private network.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS_ONLY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS_ONLY
+SECURE_HSTS_PRELOAD = _HTTPS_ONLY
+SESSION_COOKIE_SECURE = _HTTPS_ONLY
+CSRF_COOKIE_SECURE = _HTTPS_ONLY
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"

@@ -252,6 +252,13 @@ def test_check_deploy_warns_when_mail_is_not_delivered(tmp_path):
     assert "leavehome.W001" in result.stdout + result.stderr
 
 
+def test_plain_http_is_flagged_by_check_deploy():
+    env = production_env("redis://127.0.0.1:6379/0", "celery", ALLOWED_HOSTS="leavehome.example")
+    result = _manage({**env, "INSECURE_PLAIN_HTTP": "1"}, "check", "--deploy")
+    assert "leavehome.W002" in result.stdout + result.stderr
+    assert "INSECURE_PLAIN_HTTP=1" in result.stderr  # every process says so as it starts
+
+
 def test_secrets_can_come_from_files(tmp_path):
     secret_file = tmp_path / "tracing_key"
     secret_file.write_text(_random_key() + "\n")
