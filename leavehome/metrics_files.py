@@ -1,14 +1,30 @@
 """The directory of prometheus_client's multiprocess mode (see leavehome/metrics.py).
 
 Apart from the metrics themselves, so that gunicorn's master can empty the directory without
-creating files in it. The directory must exist before the service starts (systemd's
-``RuntimeDirectory=``, a tmpfs volume in compose): importing the metrics creates the
-process's files at once.
+creating files in it. Importing the metrics creates the process's files at once, and
+prometheus_client decides on multiprocess mode when it is first imported, from the variable
+alone: settings.py calls :func:`multiprocess_dir_prepare` before any of that happens.
 """
 
 import os
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir_prepare() -> None:
+    """Make PROMETHEUS_MULTIPROC_DIR usable by this process, whatever the environment says.
+
+    An empty value (an env file's ``PROMETHEUS_MULTIPROC_DIR=``) means off: removed, or
+    prometheus_client would write its files into the working directory. A directory that does
+    not exist (a manage.py command on a host where the web service is not running) is made.
+    """
+    path = os.environ.get(MULTIPROCESS_DIR_VARIABLE)
+    if path is None:
+        return
+    if not path.strip():
+        del os.environ[MULTIPROCESS_DIR_VARIABLE]
+        return
+    os.makedirs(path, exist_ok=True)
 
 
 def multiprocess_dir_clear() -> None:

@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from leavehome.env import env, env_bool, env_int, env_list
+from leavehome.metrics_files import multiprocess_dir_prepare
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -392,7 +393,9 @@ CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
 # --- Metrics (leavehome/metrics.py; docs/operations.md, Metrics) ---------------------------
 # The bearer token Prometheus sends to GET /metrics and to the workers' endpoint; unset, both
 # are off. Multiprocess mode needs PROMETHEUS_MULTIPROC_DIR in the environment of gunicorn
-# and of each worker (a directory of its own for each), read by prometheus_client itself.
+# and of each worker (a directory of its own for each), read by prometheus_client itself;
+# an empty value is off and a missing directory is made, here, before anything imports it.
+multiprocess_dir_prepare()
 METRICS_TOKEN = env("METRICS_TOKEN")
 # Each worker's main process serves its pool's metrics here (unset: no worker endpoint).
 METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0) or None

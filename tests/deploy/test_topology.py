@@ -287,3 +287,10 @@ def test_deploy_files_name_real_entry_points():
     for service in ("postgres:", "redis:", "web:", "worker:", "beat:", "migrate:"):
         assert service in compose
     assert "deploy/gunicorn.conf.py" in (deploy / "Dockerfile").read_text()
+    units = {path.name: path.read_text() for path in (deploy / "systemd").glob("*.service")}
+    assert "gunicorn -c deploy/gunicorn.conf.py leavehome.wsgi" in units["leavehome-web.service"]
+    assert "celery -A leavehome --quiet worker" in units["leavehome-worker.service"]
+    assert "celery -A leavehome --quiet beat" in units["leavehome-beat.service"]
+    # Each service has a metrics directory of its own, fresh at every start.
+    assert "RuntimeDirectory=leavehome/metrics-web" in units["leavehome-web.service"]
+    assert "RuntimeDirectory=leavehome/metrics-worker" in units["leavehome-worker.service"]
