@@ -25,7 +25,7 @@ limit_request_line = 4094
 limit_request_fields = 50
 # The app logs every request itself, with its route pattern and request id (leavehome/
 # middleware.py), so gunicorn's access log is off unless GUNICORN_ACCESSLOG names a file or
-# "-". Privacy (DESIGN.md): no client address is logged beside a request; nginx drops it too.
+# "-". Privacy (docs/privacy.md): no client address is logged beside a request; nginx drops it too.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms %({x-request-id}i)s'
 errorlog = "-"

@@ -26,6 +26,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/v1/", include("notifications.api.urls")),
     path("", include("venues.urls", namespace="venues")),
-    # Owner accounts (venues engineer); no namespace, Django's auth views reverse these names.
+    # Owner accounts; no namespace: Django's auth views reverse these names.
     path("accounts/", include("venues.account_urls")),
 ]

@@ -11,9 +11,11 @@ depends on, the broker.
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
-from django.db import connection, transaction
+from django.db import transaction
 from psycopg import sql
 
+from leavehome.errors import ServiceError
+from leavehome.lib.sql import on_postgres, sql_run
 from notifications.models import Device, UploadBacklog, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
 
@@ -28,24 +30,26 @@ from notifications.partitions import visit_token_partitions_ensure
 # inserts read ``held``); the caller learns it from the empty result.
 #
 # The partitioned table has no unique key (notifications/partitions.py: hash indexes ingest
-# faster), so ON CONFLICT cannot drop a re-uploaded token there; the NOT EXISTS does, by
-# reading this device's rows of these dates through the per-partition hash index on
-# device_id (a phone holds a few hundred). Only two concurrent uploads of the same token by
-# the same device can still both insert it, which matching ignores (it groups by device and
-# case visit). Plan (EXPLAIN on PostgreSQL 15): ``v.date = ANY(%s)`` prunes to the upload's
-# partitions, and the anti-join probes each with the hash indexes on device_id and token.
+# faster), so ON CONFLICT cannot drop a re-uploaded token there; the EXCEPT does, by reading
+# this device's rows of these dates through the per-partition hash index on device_id (a
+# phone holds a few hundred) and keeping the uploaded pairs not among them. Driving it from
+# the device, not from each token, keeps its cost independent of how many phones share a
+# token (a busy venue's day token is shared by thousands). Only two concurrent uploads of the
+# same token by the same device can still both insert it, which matching ignores (it groups
+# by device and case visit). ``v.date = ANY(%s)`` prunes to the upload's partitions.
 _INGEST = sql.SQL(
     """
     WITH held AS MATERIALIZED (
         SELECT d.id FROM {device} AS d WHERE d.id = %s FOR KEY SHARE
     ), stored AS (
         INSERT INTO {table} ({date}, {token}, {device_id})
-        SELECT u.d, u.t, held.id FROM held, unnest(%s::date[], %s::bytea[]) AS u(d, t)
-        WHERE NOT EXISTS (
-            SELECT 1 FROM {table} AS v
-            WHERE v.{device_id} = held.id AND v.{date} = u.d AND v.{token} = u.t AND v.{date} = ANY(%s::date[])
-        )
-        ORDER BY u.d, u.t
+        SELECT n.d, n.t, held.id FROM held, (
+            SELECT u.d, u.t FROM unnest(%s::date[], %s::bytea[]) AS u(d, t)
+            EXCEPT
+            SELECT v.{date}, v.{token} FROM {table} AS v, held AS h
+            WHERE v.{device_id} = h.id AND v.{date} = ANY(%s::date[])
+        ) AS n
+        ORDER BY n.d, n.t
     ), queued AS (
         INSERT INTO {backlog} (device_id, date)
         SELECT held.id, q.d FROM held, unnest(%s::date[]) AS q(d)
@@ -55,8 +59,15 @@ _INGEST = sql.SQL(
 )
 
 
-class DeviceDeleted(Exception):
+class DeviceDeleted(ServiceError):
     """The device was deleted while its upload was on the way; nothing was stored."""
+
+    code = "authentication_failed"
+    status = 401
+
+    def __init__(self, device_id=None):
+        super().__init__("Unknown device secret.")
+        self.device_id = device_id
 
 
 def _distinct_pairs(days: Mapping[dt.date, Iterable[bytes]]) -> list[tuple[dt.date, bytes]]:
@@ -74,9 +85,7 @@ def _ingest_postgres(device_id, pairs, dates) -> bool:
         backlog=sql.Identifier(UploadBacklog._meta.db_table),
     )
     params = [device_id, [date for date, _ in pairs], [token for _, token in pairs], dates, dates]
-    with connection.cursor() as cursor:
-        cursor.execute(query.as_string(connection.connection), params)
-        return cursor.fetchone() is not None
+    return bool(sql_run(query, params))
 
 
 def _ingest_sqlite(device_id, pairs, dates) -> bool:
@@ -111,7 +120,7 @@ def visit_tokens_ingest(*, device: Device, days: Mapping[dt.date, Iterable[bytes
     # In a transaction of its own when a partition must be made (rarely: beat makes them
     # ahead), so the upload's statement below holds no DDL lock.
     visit_token_partitions_ensure(dates)
-    ingest = _ingest_postgres if connection.vendor == "postgresql" else _ingest_sqlite
+    ingest = _ingest_postgres if on_postgres() else _ingest_sqlite
     if not ingest(device.pk, pairs, dates):
         raise DeviceDeleted(device.pk)
     return len(pairs)
