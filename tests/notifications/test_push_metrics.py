@@ -3,7 +3,7 @@
 import pytest
 from prometheus_client import REGISTRY
 
-from notifications.push.delivery import push_later
+from notifications.push.tasks import push_later
 from tests.notifications.push_fixtures import device_with_channel, fcm_token, notifications_for, webpush_body
 
 pytestmark = pytest.mark.django_db
