@@ -55,3 +55,32 @@ def publish_as_an_official(outbreak: Outbreak, *, actor=None, request_id: str | 
 def keys_of_this_process() -> dict:
     """The workers must open the venue keys this test process sealed: the same keys, as secrets."""
     return {"TRACING_KEY": settings.TRACING_KEY, "KEY_ENCRYPTION_KEY": settings.KEY_ENCRYPTION_KEY}
+
+
+def publish_through_the_admin(base_url: str, outbreak: Outbreak, *, headers: dict) -> None:
+    """An official logs in to the admin over HTTP and publishes the case with the admin action.
+
+    The server must run with OTP_ADMIN_REQUIRED=0 and INSECURE_PLAIN_HTTP=1 (cookies over
+    plain http); ``headers`` go with every request (what nginx adds).
+    """
+    import re
+
+    import httpx
+
+    from leavehome.staff import staff_user_create
+
+    password = "official-password-for-the-test-1"
+    staff_user_create(
+        username="official", email="official@health.example", group_name="Health officials", password=password
+    )
+    browser = httpx.Client(base_url=base_url, headers=headers, timeout=30)
+
+    def csrf(page):
+        return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+
+    login = browser.get("/admin/login/")
+    credentials = {"username": "official", "password": password, "csrfmiddlewaretoken": csrf(login)}
+    assert browser.post("/admin/login/?next=/admin/", data=credentials).status_code == 302
+    changelist = browser.get("/admin/notifications/case/")
+    action = {"action": "publish", "_selected_action": [outbreak.case.pk], "csrfmiddlewaretoken": csrf(changelist)}
+    assert browser.post("/admin/notifications/case/", data=action).status_code == 302

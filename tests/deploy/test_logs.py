@@ -2,8 +2,9 @@
 in them that is a token, a secret or a client's address.
 
 gunicorn, a Celery worker and beat run as deploy/ runs them; a phone registers, uploads a
-visit through gunicorn and polls; an official's publication is matched by the worker. Then
-every line each process wrote is read back.
+visit through gunicorn and polls; an official publishes the case through the admin and the
+worker matches it, under the admin request's id. Then every line each process wrote is
+read back.
 """
 
 import collections
@@ -16,8 +17,13 @@ import pytest
 
 from notifications.models import Notification
 from tests import phone
-from tests.deploy.scenario import keys_of_this_process, outbreak_draft, phone_visits_and_uploads, publish_as_an_official
-from tests.deploy.test_topology import _free_port, _use_broker_from_this_process, _wait_for, production_env
+from tests.deploy.scenario import (
+    keys_of_this_process,
+    outbreak_draft,
+    phone_visits_and_uploads,
+    publish_through_the_admin,
+)
+from tests.deploy.test_topology import _free_port, _wait_for, production_env
 from tests.phone.derivation import b64u_encode
 from venues.keystore import vk_decrypt
 
@@ -44,7 +50,17 @@ def test_every_log_line_is_json_with_a_request_id_and_holds_no_secret(processes,
     outbreak = outbreak_draft("LOG-1")
     queue = f"logs-{uuid.uuid4().hex[:10]}"
     broker_url = "redis://127.0.0.1:6379/14"
-    env = production_env(broker_url, queue, GUNICORN_WORKERS="2", PROXY_COUNT="1", **keys_of_this_process())
+    # The admin over plain http without a second factor: the official's session cookie must
+    # travel back to gunicorn, which has no TLS in front of it here.
+    env = production_env(
+        broker_url,
+        queue,
+        GUNICORN_WORKERS="2",
+        PROXY_COUNT="1",
+        OTP_ADMIN_REQUIRED="0",
+        INSECURE_PLAIN_HTTP="1",
+        **keys_of_this_process(),
+    )
     port = _free_port()
     celery = [sys.executable, "-m", "celery", "-A", "leavehome", "--quiet"]
     processes.start_gunicorn(port, env)
@@ -58,10 +74,11 @@ def test_every_log_line_is_json_with_a_request_id_and_holds_no_secret(processes,
     assert phone_visits_and_uploads(device, outbreak) > 0
     uploaded_tokens = [b64u_encode(token) for _, token in device.uploaded]
 
-    # An official's publication, as the admin makes it: queued on commit under the request's id.
-    _use_broker_from_this_process(broker_url, queue)
+    # An official publishes through the admin; the action's request id goes with the tasks.
     publication_request_id = uuid.uuid4().hex
-    publish_as_an_official(outbreak, request_id=publication_request_id)
+    publish_through_the_admin(
+        base, outbreak, headers={"X-Request-ID": publication_request_id, "X-Forwarded-For": CLIENT_ADDRESS}
+    )
     _wait_for(lambda: Notification.objects.filter(device_id=device.device_id).exists(), "the publication's match")
     assert device.poll()
     processes.stop_all()
@@ -72,6 +89,7 @@ def test_every_log_line_is_json_with_a_request_id_and_holds_no_secret(processes,
         "an uploaded token": uploaded_tokens,
         "the venue key": [b64u_encode(vk_decrypt(outbreak.venue.codes.get()))],
         "a server secret": [env["SECRET_KEY"], env["TRACING_KEY"], env["KEY_ENCRYPTION_KEY"]],
+        "the official's password": ["official-password-for-the-test-1"],
     }
     lines = {name: processes.log(name).splitlines() for name in ("web", "worker", "beat")}
     for name, process_lines in lines.items():
