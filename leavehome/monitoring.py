@@ -55,7 +55,9 @@ def notifications_by_risk() -> dict[str, int]:
 
 def queue_depths() -> dict[str, int]:
     """Messages waiting in each queue the workers consume, from the broker (empty when eager)."""
-    from leavehome.celery import app
+    # The project's app (leavehome/celery.py), through Celery's current app: importing the
+    # module would tie it, its signal handlers and the metrics into a cycle.
+    from celery import current_app as app
 
     if settings.CELERY_TASK_ALWAYS_EAGER:
         return {}
