@@ -216,6 +216,10 @@ LEAVEHOME_DEFAULT_VISIT_SECONDS = env_int("LEAVEHOME_DEFAULT_VISIT_SECONDS", 4 *
 LEAVEHOME_MAX_VISIT_SECONDS = env_int("LEAVEHOME_MAX_VISIT_SECONDS", 12 * 3600)
 LEAVEHOME_RETENTION_DAYS = env_int("LEAVEHOME_RETENTION_DAYS", 31)
 LEAVEHOME_MAX_TOKENS_PER_UPLOAD = env_int("LEAVEHOME_MAX_TOKENS_PER_UPLOAD", 5000)
+# A confirmed case's upload (PROTOCOL §6): how long a one-time code stays valid, and how
+# many visits one upload may hold (a month of a busy life; more is not a phone's history).
+LEAVEHOME_CASE_UPLOAD_CODE_HOURS = env_int("LEAVEHOME_CASE_UPLOAD_CODE_HOURS", 24)
+LEAVEHOME_MAX_CASE_UPLOAD_VISITS = env_int("LEAVEHOME_MAX_CASE_UPLOAD_VISITS", 200)
 
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -233,6 +237,10 @@ REST_FRAMEWORK = {
         "visit_upload_device": env("THROTTLE_VISIT_UPLOAD_DEVICE", "120/hour"),
         "visit_upload_ip": env("THROTTLE_VISIT_UPLOAD_IP", "6000/hour"),
         "device_read": env("THROTTLE_DEVICE_READ", "600/hour"),
+        # Case uploads are rare (one per confirmed case) and guess codes when abused: a few per
+        # address, and a ceiling for everyone together that guessing cannot get past.
+        "case_upload_ip": env("THROTTLE_CASE_UPLOAD_IP", "10/hour"),
+        "case_upload_global": env("THROTTLE_CASE_UPLOAD_GLOBAL", "3000/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {

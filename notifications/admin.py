@@ -1,5 +1,7 @@
 """The health officials' admin: cases with their venue visits, publication, CSV import, dashboard.
 
+A case's own upload (codes, review of proposed visits) is in notifications/admin_case_uploads.py.
+
 Only members of "Health officials" (migration 0006) have permissions on cases; publishing
 and withdrawing need ``notifications.publish_case`` as well. Staff log in with a second
 factor when OTP_ADMIN_REQUIRED (leavehome/urls.py swaps in django-otp's OTPAdminSite); a
@@ -20,6 +22,7 @@ from django.utils.translation import ngettext
 
 from leavehome.admin import admin_action_each
 from notifications import cases, tasks
+from notifications.admin_case_uploads import CaseUploadAdminMixin
 from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification
 from notifications.partitions import visit_tokens_stored_estimate
 from notifications.push.selectors import push_delivery_summary
@@ -51,6 +54,7 @@ class CaseVisitInline(admin.TabularInline):
     model = CaseVisit
     form = CaseVisitForm
     autocomplete_fields = ["venue"]
+    readonly_fields = ["source", "review"]
     extra = 1
 
     def _editable(self, obj):
@@ -67,7 +71,7 @@ class CaseVisitInline(admin.TabularInline):
 
 
 @admin.register(Case)
-class CaseAdmin(admin.ModelAdmin):
+class CaseAdmin(CaseUploadAdminMixin, admin.ModelAdmin):
     list_display = ["reference", "confirmed_on", "status", "visit_count", "published_at", "withdrawn_at"]
     list_filter = ["status", "confirmed_on"]
     search_fields = ["reference"]

@@ -64,7 +64,14 @@ def _publishable_visits(case: Case, *, now) -> list[CaseVisit]:
     """The case's visits if it can be published now; raises CaseStateError or ValidationError if not."""
     if case.status != Case.Status.DRAFT:
         raise CaseStateError(_("Only a draft case can be published."))
-    visits = list(case.visits.all())
+    # An upload's visits are proposals: nothing of them is published before an official has
+    # reviewed them (notifications/case_uploads.py).
+    proposed = case.visits.filter(review=CaseVisit.Review.PROPOSED).count()
+    if proposed:
+        raise CaseStateError(
+            _("Review the %(n)d visits the case uploaded first: accept or remove them.") % {"n": proposed}
+        )
+    visits = list(case.visits.filter(review=CaseVisit.Review.ACCEPTED))
     if not visits:
         raise CaseStateError(_("Add at least one venue visit before publishing."))
     for visit in visits:
@@ -198,7 +205,10 @@ def case_visits_import(*, case: Case, rows: list[ImportRow], actor) -> list[Case
         if case.status != Case.Status.DRAFT:
             raise CaseStateError(_("Visits can be added to a draft case only."))
         visits = CaseVisit.objects.bulk_create(
-            CaseVisit(case=case, venue_id=uuid.UUID(row.venue_id), start=row.start, end=row.end) for row in rows
+            CaseVisit(
+                case=case, venue_id=uuid.UUID(row.venue_id), start=row.start, end=row.end, source=CaseVisit.Source.CSV
+            )
+            for row in rows
         )
         audit_record(actor=actor, action="case.import_visits", obj=case, rows=len(visits))
     return visits

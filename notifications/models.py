@@ -115,11 +115,53 @@ class CaseVisit(models.Model):
     end = models.DateTimeField(_("window end"))
     padding_minutes = models.PositiveIntegerField(_("padding (minutes)"), default=0)
 
+    # --- where the visit came from and whether an official has reviewed it ----------------
+    class Source(models.TextChoices):
+        INTERVIEW = "interview", _("Interview")
+        CSV = "csv", _("CSV import")
+        UPLOAD = "upload", _("The case's upload")
+
+    class Review(models.TextChoices):
+        # An upload's visits are proposals: publication leaves them out until accepted.
+        PROPOSED = "proposed", _("Proposed, awaiting review")
+        ACCEPTED = "accepted", _("Accepted")
+
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices, default=Source.INTERVIEW)
+    review = models.CharField(_("review"), max_length=16, choices=Review.choices, default=Review.ACCEPTED)
+
     class Meta:
         ordering = ["start"]
 
     def __str__(self):
         return f"{self.case} @ {self.venue_id} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
+
+
+class CaseUploadCode(models.Model):
+    """A one-time code with which a confirmed case uploads their visit history (PROTOCOL §6).
+
+    Only a keyed hash of the code is stored (HMAC under SECRET_KEY, notifications/case_uploads.py):
+    the code has 50 bits, few enough that a plain hash in a copy of the database could be
+    brute-forced. A code is live until it expires, is used once, or is revoked; it goes with
+    its case when retention deletes the case. Nothing here links the upload to a device or an
+    address.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="upload_codes")
+    code_hash = models.BinaryField(max_length=32, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("case upload code")
+
+    def __str__(self):
+        return f"{self.case} {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class ExposureToken(models.Model):

@@ -191,6 +191,8 @@ class ConfigSerializer(serializers.Serializer):
     retention_days = serializers.IntegerField()
     max_tokens_per_upload = serializers.IntegerField()
     venue_code_prefix = serializers.CharField()
+    case_upload_code_hours = serializers.IntegerField()
+    max_case_upload_visits = serializers.IntegerField()
 
 
 class DeviceCreatedSerializer(serializers.Serializer):
@@ -306,6 +308,9 @@ class ErrorBodySerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    visit = serializers.IntegerField(
+        required=False, help_text="Case uploads: the index of the visit that was refused (PROTOCOL §6)."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -103,3 +103,26 @@ def test_the_phone_works_against_a_live_server(live_server, settings):
         assert device.sync_feed() == 1
         device.delete()
     assert not Device.objects.exists()
+
+
+def test_a_confirmed_case_uploads_its_visits_with_a_one_time_code(venue_and_text):
+    from notifications.case_uploads import case_upload_code_issue
+    from notifications.models import Case
+    from tests.phone.server import official
+    from venues.services import venue_code_regenerate
+
+    venue, text = venue_and_text
+    case = Case.objects.create(reference="HK-P1", confirmed_on=timezone.localdate())
+    _, code = case_upload_code_issue(case=case, actor=official())
+    device = phone.Phone(phone_http())  # a case need not even be registered
+    device.fetch_config()
+    scanned = device.scan(text)
+    start = int(_noon_yesterday().timestamp())
+    device.check_in(scanned, start, start + 1800)
+    device.check_in(scanned, start - 40 * 86400, start - 40 * 86400 + 600)  # past retention: not sent
+    venue_code_regenerate(venue=venue)  # the scanned code is revoked now, the visit still counts
+    assert device.upload_as_case(code) == 1
+    with pytest.raises(phone.ApiError) as refused:
+        device.upload_as_case(code)
+    assert (refused.value.status, refused.value.body) == (404, {"error": "code_not_found"})
+    assert case.visits.get().venue_id == venue.pk
