@@ -1,5 +1,6 @@
 """Owner account pages: sign-up, verification, log-in and the rest of Django's auth views."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -17,6 +18,14 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+class PasswordResetView(auth_views.PasswordResetView):
+    """Django's, with the mailed link built from SITE_URL rather than the request's Host."""
+
+    def form_valid(self, form):
+        self.extra_email_context = {"base_url": settings.SITE_URL}
+        return super().form_valid(form)
+
+
 @sensitive_post_parameters("password1", "password2")
 def sign_up(request):
     form = SignUpForm(request.POST or None)
@@ -25,7 +34,8 @@ def sign_up(request):
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password1"],
             full_name=form.cleaned_data["full_name"],
-            base_url=f"{request.scheme}://{request.get_host()}",
+            # Not the request's Host: behind a proxy it may lack the port, or be forged.
+            base_url=settings.SITE_URL,
         )
         return render(request, "registration/signup_done.html", {"email": form.cleaned_data["email"]})
     return render(request, "registration/signup.html", {"form": form})

@@ -116,3 +116,16 @@ def test_owner_changes_their_details(client, owner):
     client.post("/accounts/details/", {"full_name": "Mr Wong"})
     owner.refresh_from_db()
     assert owner.first_name == "Mr Wong"
+
+
+def test_mailed_links_start_with_site_url_whatever_the_host(
+    client, settings, owner, django_capture_on_commit_callbacks
+):
+    # Behind nginx, "Host: $host" drops a non-default port: the link must not depend on it.
+    settings.SITE_URL = "https://leavehome.example:8443"
+    with django_capture_on_commit_callbacks(execute=True):
+        _sign_up(client, email="port@example.com")
+    client.post("/accounts/password/reset/", {"email": owner.email}, HTTP_HOST="localhost")
+    verification, reset = mail.outbox
+    assert _link(verification).startswith("https://leavehome.example:8443/accounts/verify/")
+    assert _link(reset).startswith("https://leavehome.example:8443/accounts/password/reset/")
