@@ -83,8 +83,9 @@ end
 
 function done(summary, latency, requests)
   local totals = { accepted = 0, tokens = 0, failed = 0, fillers = 0, uploads = 0 }
-  local first = ""
+  local first, last_answer_at = "", 0
   for _, thread in ipairs(threads) do
+    last_answer_at = math.max(last_answer_at, thread:get("last_answer") or 0)
     for key, _ in pairs(totals) do
       local value = thread:get(key == "uploads" and "upload_count" or key)
       totals[key] = totals[key] + value
@@ -94,8 +95,8 @@ function done(summary, latency, requests)
   io.write(string.format(
     '{"uploads": %d, "accepted": %d, "tokens": %d, "failed": %d, "fillers": %d, "requests": %d, '
       .. '"duration_us": %d, "socket_errors": %d, "p50_us": %d, "p90_us": %d, "p99_us": %d, "max_us": %d, '
-      .. '"first_error": "%s"}\n',
+      .. '"first_error": "%s", "last_answer_epoch": %d}\n',
     totals.uploads, totals.accepted, totals.tokens, totals.failed, totals.fillers, summary.requests,
     summary.duration, summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
-    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, first))
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, first, last_answer_at))
 end
