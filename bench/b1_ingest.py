@@ -43,6 +43,8 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
+
 from bench import datagen, load, phones
 from bench.common import (
     PROJECT_DIR,
@@ -238,30 +240,35 @@ def wrk_uploads(port: int, requests: Path, *, connections: int, on_tick=None) ->
 
 def uploads_resend_missing(base_url: str, requests: Path) -> tuple[int, int]:
     """Re-send the uploads of ``requests`` the database lacks (their connection broke under
-    wrk), as a phone retries; returns (uploads, tokens) re-sent. An upload is present if its
-    device's row of its first token is."""
+    wrk), as a phone retries; returns (uploads, tokens) re-sent. An upload is present if every
+    one of its tokens is stored for its device (one token alone may be another upload's: a
+    day token repeats across a phone's visits to one venue)."""
     import base64
 
-    import httpx
     from django.db import connection
 
     from notifications.models import VisitToken
 
     lines = requests.read_text(encoding="utf-8").splitlines()
     devices = _devices_path(requests).read_text(encoding="utf-8").splitlines()
-    heads = []
-    for line in lines:
-        secret, body = line.split("\t", 1)
-        day = json.loads(body)["days"][0]
-        heads.append((day["date"], base64.urlsafe_b64decode(day["tokens"][0] + "==")))
+    dates, tokens_sent, owners, numbers = [], [], [], []
+    for number, line in enumerate(lines):
+        _secret, body = line.split("\t", 1)
+        for day in json.loads(body)["days"]:
+            for token in day["tokens"]:
+                dates.append(day["date"])
+                tokens_sent.append(base64.urlsafe_b64decode(token + "=="))
+                owners.append(devices[number])
+                numbers.append(number)
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT n FROM unnest(%s::date[], %s::bytea[], %s::uuid[]) WITH ORDINALITY AS u(date, token, device, n) "
+            "SELECT DISTINCT n FROM unnest(%s::date[], %s::bytea[], %s::uuid[], %s::int[]) "
+            "AS u(date, token, device, n) "
             f'WHERE NOT EXISTS (SELECT 1 FROM "{VisitToken._meta.db_table}" v '
             "WHERE v.date = u.date AND v.token = u.token AND v.device_id = u.device)",
-            [[date for date, _ in heads], [token for _, token in heads], devices],
+            [dates, tokens_sent, owners, numbers],
         )
-        missing = [row[0] - 1 for row in cursor.fetchall()]
+        missing = sorted(row[0] for row in cursor.fetchall())
     tokens = 0
     with httpx.Client(base_url=base_url, timeout=60.0) as http:
         for index in missing:
@@ -336,8 +343,6 @@ class Probes:
     largest backlog seen meanwhile. One thread uploads, one polls; both stop on ``finish``."""
 
     def __init__(self, stack, codes: list, windows: list, config: dict):
-        import httpx
-
         self.stack = stack
         self.http = httpx.Client(base_url=stack.base_url, timeout=60.0)
         self.codes = {uuid.UUID(code.sub): code for code in codes}
@@ -387,7 +392,13 @@ class Probes:
         t_in = window.start + 600
         phone.http = self.http
         phone.check_in(self.codes[window.venue_id], t_in, t_in + 1200)
-        phone.upload()
+        for attempt in range(3):  # a phone retries a connection reset (a web worker recycled)
+            try:
+                phone.upload()
+                break
+            except httpx.TransportError:
+                if attempt == 2:
+                    raise
         committed = time.perf_counter()
         with self.lock:
             self.pending[phone.device_id] = committed
