@@ -118,13 +118,18 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "venues:list"
 LOGOUT_REDIRECT_URL = "home"
 
-# Brute-force protection: lock a username from an address after repeated failures.
+# How many proxies of ours stand in front of gunicorn (nginx: 1). Throttles and login
+# lockouts take the client's address from X-Forwarded-For by this count (leavehome/clients.py).
+PROXY_COUNT = env_int("PROXY_COUNT", 0)
+
+# Brute-force protection: lock a username from one address after repeated failures. The
+# lockout is keyed by (username, address) so that failures from an attacker's address never
+# lock the rightful user out from theirs.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0)
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+AXES_CLIENT_IP_CALLABLE = "leavehome.clients.client_address"
 
 # Staff must log in to the admin with a second factor in production.
 OTP_ADMIN_REQUIRED = env_bool("OTP_ADMIN_REQUIRED", not DEBUG)
@@ -199,7 +204,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "leavehome.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
     # Per-IP throttles trust exactly this many proxies' X-Forwarded-For entries (nginx: 1).
-    "NUM_PROXIES": env_int("PROXY_COUNT", 0),
+    "NUM_PROXIES": PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "device_register_ip": env("THROTTLE_DEVICE_REGISTER_IP", "30/hour"),
         "visit_upload_device": env("THROTTLE_VISIT_UPLOAD_DEVICE", "120/hour"),

@@ -6,6 +6,7 @@ ports, certificate and log paths, and where the proxy snippet and static files l
 
 import datetime as dt
 import os
+import re
 import shutil
 import subprocess
 import time
@@ -17,12 +18,14 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from django.contrib.auth import get_user_model
 
 from tests.conftest import PROJECT_DIR
 from tests.deploy.test_topology import Processes, _free_port, _wait_for, production_env
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+PASSWORD = "correct horse battery 9"
 
 
 def _self_signed_certificate(directory: Path):
@@ -96,7 +99,8 @@ def processes(tmp_path):
     running.stop_all()
 
 
-def test_nginx_terminates_tls_and_proxies_to_gunicorn(tmp_path, processes):
+def _start_site(tmp_path, processes, **extra_env):
+    """nginx from deploy/ in front of one gunicorn; returns (https base URL, http port)."""
     _self_signed_certificate(tmp_path)
     static = tmp_path / "static" / "leavehome"
     static.mkdir(parents=True)
@@ -107,13 +111,24 @@ def test_nginx_terminates_tls_and_proxies_to_gunicorn(tmp_path, processes):
     check = subprocess.run([NGINX, "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
 
-    env = production_env("redis://127.0.0.1:6379/14", "nginx-test", PROXY_COUNT="1", GUNICORN_WORKERS="1")
+    env = production_env("redis://127.0.0.1:6379/14", "nginx-test", PROXY_COUNT="1", GUNICORN_WORKERS="1", **extra_env)
     processes.start_gunicorn(web_port, env)
     processes.start("nginx", [NGINX, "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"], dict(os.environ))
     https = f"https://127.0.0.1:{https_port}"
-    client = httpx.Client(verify=False, timeout=10, headers={"Host": "127.0.0.1"})  # noqa: S501 (self-signed)
+    with _client() as client:
+        _wait_for(lambda: client.get(f"{https}/healthz").status_code == 200, "healthz through nginx")
+    return https, http_port
 
-    _wait_for(lambda: client.get(f"{https}/healthz").status_code == 200, "healthz through nginx")
+
+def _client(source_address=None, **kwargs):
+    """An HTTPS client of the test site, connecting from ``source_address`` (a loopback address)."""
+    transport = httpx.HTTPTransport(verify=False, local_address=source_address)  # self-signed
+    return httpx.Client(transport=transport, timeout=10, headers={"Host": "127.0.0.1"}, **kwargs)
+
+
+def test_nginx_terminates_tls_and_proxies_to_gunicorn(tmp_path, processes):
+    https, http_port = _start_site(tmp_path, processes)
+    client = _client()
 
     # Plain HTTP: health checks pass through, everything else is sent to TLS.
     assert httpx.get(f"http://127.0.0.1:{http_port}/healthz", timeout=10).status_code == 200
@@ -140,3 +155,34 @@ def test_nginx_terminates_tls_and_proxies_to_gunicorn(tmp_path, processes):
     access_log = (tmp_path / "access.log").read_text()
     assert "/api/v1/config" in access_log
     assert "127.0.0.1 " not in access_log.split('"')[0], "client addresses must not be logged"
+
+
+def _log_in(client, https, username, password):
+    """Post the owners' login form as a browser would (CSRF cookie, token and Referer)."""
+    page = client.get(f"{https}/accounts/login/")
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+    return client.post(
+        f"{https}/accounts/login/",
+        data={"username": username, "password": password, "csrfmiddlewaretoken": token},
+        headers={"Referer": "https://127.0.0.1/accounts/login/"},  # the Host nginx forwards
+    )
+
+
+def test_failed_logins_from_one_address_do_not_lock_out_another(tmp_path, processes, settings):
+    get_user_model().objects.create_user(username="owner@example.com", email="owner@example.com", password=PASSWORD)
+    https, _ = _start_site(tmp_path, processes)
+    attacker, victim = _client("127.0.0.2"), _client("127.0.0.3")
+
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        assert _log_in(attacker, https, "owner@example.com", "guess").status_code == 200
+    assert _log_in(attacker, https, "owner@example.com", "guess").status_code == 429
+    # The attacker stays locked out, even with the right password or a forged X-Forwarded-For
+    # (nginx appends the real address, and only that entry is believed).
+    assert _log_in(attacker, https, "owner@example.com", PASSWORD).status_code == 429
+    attacker.headers["X-Forwarded-For"] = "198.51.100.7"
+    assert _log_in(attacker, https, "owner@example.com", PASSWORD).status_code == 429
+
+    # The owner, from their own address, logs in.
+    response = _log_in(victim, https, "owner@example.com", PASSWORD)
+    assert response.status_code == 302, processes.log("web")[-2000:]
+    assert response.headers["Location"] == "/venues/"
