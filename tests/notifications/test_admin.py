@@ -180,6 +180,16 @@ def test_csv_import_previews_then_commits_all_rows(official_client, draft, venue
     assert draft.visits.count() == 3
 
 
+def test_a_csv_cell_over_the_field_limit_is_an_error_message(official_client, draft, venue):
+    url = reverse("admin:notifications_case_import_visits", args=[draft.pk])
+    day = (timezone.localdate() - dt.timedelta(days=2)).isoformat()
+    before = draft.visits.count()
+    answer = official_client.post(url, {"csv_text": f"{venue.pk},{day} 18:00,{'9' * 200_000}\n", "confirm": "1"})
+    assert answer.status_code == 200
+    assert b"cannot be read as CSV" in answer.content
+    assert draft.visits.count() == before
+
+
 def test_the_dashboard_shows_the_figures(official_client, draft, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         _action(official_client, "publish", draft)

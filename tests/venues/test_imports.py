@@ -107,3 +107,11 @@ def test_500_branches_are_created_and_yield_a_zip_of_500_posters(owner_client, s
     code = VenueCode.objects.select_related("venue", "signing_key").get(venue__name_en="Lucky Noodle 123")
     (name,) = [name for name in names if name.startswith("Lucky-Noodle-123-")]
     assert qr_texts_in_pdf(archive.read(name)) == [code_qr_text(code)]
+
+
+def test_a_cell_over_the_csv_field_limit_is_a_problem_not_a_server_error(owner_client, signing_key):
+    huge = "x" * 200_000
+    response = _upload(owner_client, _csv([f"Tea,茶樓,{huge},,,catering"]))
+    assert response.status_code == 400
+    assert "cannot be read as CSV" in response.content.decode()
+    assert not Venue.objects.exists()
