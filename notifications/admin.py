@@ -18,6 +18,7 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from leavehome.digits import AsciiIntegerFormField
 from notifications import cases
 from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification
 from notifications.partitions import visit_tokens_stored_estimate
@@ -31,6 +32,7 @@ class CaseVisitForm(forms.ModelForm):
     class Meta:
         model = CaseVisit
         fields = ["venue", "start", "end", "padding_minutes"]
+        field_classes = {"padding_minutes": AsciiIntegerFormField}
         help_texts = {
             "start": _("Local time (Hong Kong)."),
             "end": _("Local time (Hong Kong); the window is [start, end)."),

@@ -14,6 +14,7 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from leavehome.digits import is_ascii_digits
 from venues import selectors, services
 from venues.codes import code_qr_text
 from venues.exports import venues_csv_stream
@@ -40,7 +41,9 @@ def _download(content, *, content_type, file_name, streaming=False):
 @login_required
 def venue_list(request):
     # A chain may have thousands of branches: one page at a time.
-    page = Paginator(selectors.venues_of_owner(request.user), VENUES_PER_PAGE).get_page(request.GET.get("page"))
+    number = request.GET.get("page", "")
+    paginator = Paginator(selectors.venues_of_owner(request.user), VENUES_PER_PAGE)
+    page = paginator.get_page(number if is_ascii_digits(number) else 1)
     return render(request, "venues/list.html", {"page": page, "imports": request.user.venue_imports.all()[:5]})
 
 

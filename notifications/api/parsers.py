@@ -10,6 +10,7 @@ from django.conf import settings
 from rest_framework.parsers import JSONParser
 
 from leavehome.api import RequestTooLarge, json_body_parse
+from leavehome.digits import is_ascii_digits
 
 
 class BoundedJSONParser(JSONParser):
@@ -20,7 +21,7 @@ class BoundedJSONParser(JSONParser):
         if limit is not None:
             request = (parser_context or {}).get("request")
             declared = request.META.get("CONTENT_LENGTH") if request is not None else None
-            if declared and declared.isdigit() and int(declared) > limit:
+            if declared and is_ascii_digits(declared) and int(declared) > limit:
                 raise RequestTooLarge()
             # The declared length may lie or be missing: never read past the limit.
             raw = stream.read(limit + 1)
