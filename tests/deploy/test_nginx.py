@@ -49,9 +49,10 @@ def _self_signed_certificate(directory: Path):
     )
 
 
-def _site_config(tmp_path, *, http_port, https_port, web_port):
+def _site_config(tmp_path, *, http_port, https_port, web_port, overrides=None):
     site = (PROJECT_DIR / "deploy" / "nginx.conf").read_text()
     replacements = {
+        **(overrides or {}),
         "listen 80;": f"listen 127.0.0.1:{http_port};",
         "listen [::]:80;": "",
         "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
@@ -99,14 +100,17 @@ def processes(tmp_path):
     running.stop_all()
 
 
-def _start_site(tmp_path, processes, **extra_env):
-    """nginx from deploy/ in front of one gunicorn; returns (https base URL, http port)."""
+def _start_site(tmp_path, processes, overrides=None, **extra_env):
+    """nginx from deploy/ in front of one gunicorn; returns (https base URL, http port).
+
+    ``overrides`` rewrites more of the site file (old text: new text), e.g. a rate limit.
+    """
     _self_signed_certificate(tmp_path)
     static = tmp_path / "static" / "leavehome"
     static.mkdir(parents=True)
     shutil.copy(PROJECT_DIR / "leavehome" / "static" / "leavehome" / "site.css", static / "site.css")
     http_port, https_port, web_port = _free_port(), _free_port(), _free_port()
-    _site_config(tmp_path, http_port=http_port, https_port=https_port, web_port=web_port)
+    _site_config(tmp_path, http_port=http_port, https_port=https_port, web_port=web_port, overrides=overrides)
 
     check = subprocess.run([NGINX, "-t", "-c", str(tmp_path / "nginx.conf")], capture_output=True, text=True)
     assert check.returncode == 0, check.stderr
@@ -186,3 +190,37 @@ def test_failed_logins_from_one_address_do_not_lock_out_another(tmp_path, proces
     response = _log_in(victim, https, "owner@example.com", PASSWORD)
     assert response.status_code == 302, processes.log("web")[-2000:]
     assert response.headers["Location"] == "/venues/"
+
+
+def _assert_api_error(response, status, code):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == code
+    assert response.json()["error"]["message"]
+    assert response.headers.get_list("Strict-Transport-Security") == ["max-age=31536000; includeSubDomains; preload"]
+
+
+def test_errors_nginx_answers_itself_are_in_the_api_error_shape(tmp_path, processes):
+    # One request a minute: the burst of 40 is used up by the test's own requests, whatever
+    # the machine's speed.
+    https, _ = _start_site(tmp_path, processes, overrides={"rate=20r/s": "rate=1r/m"})
+    client = _client()
+
+    _assert_api_error(client.post(f"{https}/api/v1/visits", content=b"x" * (2 * 1024 * 1024)), 413, "request_too_large")
+    _assert_api_error(client.get(f"{https}/api/v1/config%00"), 400, "bad_request")
+
+    answers = [client.get(f"{https}/api/v1/config") for _ in range(45)]
+    assert answers[0].status_code == 200
+    throttled = [answer for answer in answers if answer.status_code == 429]
+    assert throttled, [answer.status_code for answer in answers]
+    _assert_api_error(throttled[0], 429, "throttled")
+    assert throttled[0].headers["Retry-After"] == "1"
+
+    # gunicorn gone: nginx's 502 becomes a 503 the phone knows how to wait out. (A fresh
+    # source address: the first one's requests are spent.)
+    web = next(process for name, process, _ in processes.running if name == "web")
+    web.terminate()
+    web.wait(timeout=30)
+    down = _client("127.0.0.4").get(f"{https}/api/v1/config")
+    _assert_api_error(down, 503, "unavailable")
+    assert down.headers["Retry-After"] == "30"
