@@ -184,3 +184,35 @@ def live_worker(transactional_db, settings):
         worker.stop()
         app.conf.update(saved)
         _reset_broker_connections(app)
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(live_server):
+    """A page of Debian's chromium (through Playwright) for the live server, with a signing key."""
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
+    # itself (not from the server thread) would otherwise be refused as "async unsafe".
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    from venues.keys import signing_key_create
+
+    signing_key_create()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        context = browser.new_context(accept_downloads=True, locale="en-GB", viewport={"width": 390, "height": 844})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

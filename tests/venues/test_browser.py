@@ -1,7 +1,7 @@
-"""A real browser (Debian's chromium through Playwright) walks an owner through the site."""
+"""A real browser (Debian's chromium through Playwright, the ``page`` fixture of
+tests/conftest.py) walks an owner through the site."""
 
 import json
-import os
 import re
 
 import pytest
@@ -9,37 +9,9 @@ from django.core import mail
 
 from tests.venues.qr import qr_texts_in_pdf
 from venues.codes import code_qr_text
-from venues.keys import signing_key_create
 from venues.models import Venue, VenueCode
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 PASSWORD = "noodles-on-nathan-road-88"
-
-
-@pytest.fixture
-def page(live_server):
-    # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
-    # itself (not from the server thread) would otherwise be refused as "async unsafe".
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    from playwright.sync_api import sync_playwright
-
-    signing_key_create()
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        context = browser.new_context(accept_downloads=True, locale="en-GB", viewport={"width": 390, "height": 844})
-        try:
-            yield context.new_page()
-        finally:
-            context.close()
-            browser.close()
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
 
 
 @pytest.mark.browser
