@@ -273,6 +273,10 @@ POSTER_CJK_FONT = env("POSTER_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenh
 VENUE_IMPORT_MAX_ROWS = env_int("VENUE_IMPORT_MAX_ROWS", 5000)
 # How long an e-mail verification or password reset link stays valid (Django's setting).
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
+# Account e-mails (sign-up verification, password reset) each cost a mail and can flood an
+# inbox: at most this many an hour to one address, and from one client address.
+ACCOUNT_MAILS_PER_ADDRESS_HOURLY = env_int("ACCOUNT_MAILS_PER_ADDRESS_HOURLY", 3)
+ACCOUNT_MAILS_PER_CLIENT_HOURLY = env_int("ACCOUNT_MAILS_PER_CLIENT_HOURLY", 10)
 # A locked-out owner gets a page in their language pointing at password reset (HTTP 429).
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 

@@ -1,5 +1,6 @@
 """Owner account pages: sign-up, verification, log-in and the rest of Django's auth views."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth import views as auth_views
@@ -8,8 +9,37 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
+from leavehome.clients import client_address
+from leavehome.ratelimits import rate_limit_hit
 from venues.accounts import owner_details_change, owner_sign_up, owner_verify
 from venues.forms import AccountForm, EmailAuthenticationForm, SignUpForm
+
+MAIL_WINDOW_SECONDS = 3600
+
+
+def _account_mail_throttled(request, email: str) -> bool:
+    """Count one account e-mail to ``email`` asked from this client; True when over either limit.
+
+    Every valid request counts, whether or not an account exists, so the answer reveals nothing.
+    """
+    to_address = rate_limit_hit(
+        "account-mail-address",
+        email.strip().lower(),
+        limit=settings.ACCOUNT_MAILS_PER_ADDRESS_HOURLY,
+        seconds=MAIL_WINDOW_SECONDS,
+    )
+    from_client = rate_limit_hit(
+        "account-mail-client",
+        client_address(request) or "",
+        limit=settings.ACCOUNT_MAILS_PER_CLIENT_HOURLY,
+        seconds=MAIL_WINDOW_SECONDS,
+    )
+    return to_address or from_client
+
+
+def _throttled(request, template, form):
+    form.add_error(None, _("Too many e-mails were asked for; please try again in an hour."))
+    return render(request, template, {"form": form}, status=429)
 
 
 class LoginView(auth_views.LoginView):
@@ -17,10 +47,19 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
 
+class PasswordResetView(auth_views.PasswordResetView):
+    def form_valid(self, form):
+        if _account_mail_throttled(self.request, form.cleaned_data["email"]):
+            return _throttled(self.request, self.template_name, form)
+        return super().form_valid(form)
+
+
 @sensitive_post_parameters("password1", "password2")
 def sign_up(request):
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
+        if _account_mail_throttled(request, form.cleaned_data["email"]):
+            return _throttled(request, "registration/signup.html", form)
         owner_sign_up(
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password1"],
