@@ -4,7 +4,7 @@ The stored tokens are spread over five local dates (at 100M, 20M a day: a Hong K
 is 60-100M). For each size the benchmark registers fresh venues through the bulk path,
 plants phones around 1,000 case-visit windows (tokens computed by the reference phone
 client, stored by COPY), imports the case visits through the officials' CSV path and
-publishes the case with ``case_publish``. With no broker the matching tasks run in-process
+publishes the case with ``case_publish_and_match``. With no broker the matching tasks run in-process
 on commit, one after another, so the figure is one worker's. The matching statements are
 timed one by one; the first is explained (EXPLAIN ANALYZE, rolled back).
 
@@ -257,9 +257,10 @@ def one_size(size: int, report_rows: list, plans: dict, options: Options) -> dic
     from django.db import connection
 
     from bench.b5_codes import _signing_key_ready, chain_csv_rows, venues_bulk_register
-    from notifications.cases import case_publish, case_withdraw
+    from notifications.cases import case_withdraw
     from notifications.models import MatchingRun
     from notifications.partitions import visit_tokens_stored_estimate
+    from notifications.tasks import case_publish_and_match
 
     dates = bench_dates()
     per_date = size // DATE_COUNT
@@ -282,7 +283,7 @@ def one_size(size: int, report_rows: list, plans: dict, options: Options) -> dic
     case = case_import(windows, reference=f"BENCH-B2-{run}", actor=official)
     timer = StatementTimer()
     with connection.execute_wrapper(timer), Stopwatch() as publishing:
-        case_publish(case=case, actor=official)
+        case_publish_and_match(case=case, actor=official)
     matching = timer.matching()
     runs = list(MatchingRun.objects.filter(case=case).values_list("duration_ms", flat=True))
 

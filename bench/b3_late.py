@@ -37,14 +37,14 @@ POLL_SECONDS = 0.02
 def published_probe_case(codes: list, official) -> tuple[list[phones.Window], object]:
     """A published case: one window yesterday 10:00-11:00 at each probe venue."""
     from bench.b2_matching import backdate_codes, case_import
-    from notifications.cases import case_publish
+    from notifications.tasks import case_publish_and_match
 
     yesterday = ingest_dates()[0]
     venue_ids = [uuid.UUID(code.sub) for code in codes]
     backdate_codes(venue_ids, days=30)
     windows = phones.plan_case_visits(venue_ids, [yesterday], 2 * len(venue_ids))[::2]
     case = case_import(windows, reference=f"BENCH-B3-{uuid.uuid4().hex[:6]}", actor=official)
-    case_publish(case=case, actor=official)
+    case_publish_and_match(case=case, actor=official)
     return windows, case
 
 

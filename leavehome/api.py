@@ -13,6 +13,7 @@ appears on validation errors and maps a dotted path into the request body to its
 import json
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -121,3 +122,14 @@ def exception_handler(exc, context):
         body = {"code": code if isinstance(code, str) else _first_code(code), "message": str(detail)}
     headers = {key: value for key, value in response.items() if key in {"Retry-After", "WWW-Authenticate", "Allow"}}
     return Response({"error": body}, status=response.status_code, headers=headers)
+
+
+def error_response(status: int, code: str, message: str, *, fields=None, headers=None) -> HttpResponse:
+    """An error in the API's format from a plain Django view (DRF views get it from exception_handler)."""
+    body = {"code": code, "message": message}
+    if fields is not None:
+        body["fields"] = fields
+    response = HttpResponse(json.dumps({"error": body}), status=status, content_type="application/json")
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response

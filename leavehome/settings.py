@@ -90,11 +90,15 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------------------
 # Default: a SQLite file beside manage.py. Production: postgres://… (psycopg 3).
+# Connections are kept (CONN_MAX_AGE) by web threads: a new PostgreSQL backend costs ~8 ms of
+# server CPU, more than a whole upload. No health check per request either: it is a
+# ``SELECT 1`` round trip on every request; a connection that died (PostgreSQL restarted)
+# fails one request with 503 instead, and Django drops it (leavehome/api.py).
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60),
-        conn_health_checks=True,
+        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 600),
+        conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", False),
     )
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -261,6 +265,10 @@ CELERY_TASK_DEFAULT_QUEUE = env("CELERY_TASK_DEFAULT_QUEUE", "celery")
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless this is set:
+# it then closes it only every this many tasks, so a worker process keeps one PostgreSQL
+# backend instead of starting one per task (tests/notifications/test_matching_worker.py).
+CELERY_DB_REUSE_MAX = env_int("CELERY_DB_REUSE_MAX", 1000)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE = {}
@@ -345,6 +353,19 @@ CELERY_BEAT_SCHEDULE["push-reap"] = {"task": "notifications.push.tasks.push_reap
 CELERY_BEAT_SCHEDULE["notifications-partitions-ahead"] = {
     "task": "notifications.visit_token_partitions_ahead",
     "schedule": 3600.0,
+}
+# The upload-matching sweep (notifications/matching.py): every UPLOAD_SWEEP_INTERVAL seconds
+# a sweep drains the backlog, UPLOAD_SWEEP_BATCH uploads per statement, for at most
+# UPLOAD_SWEEP_SECONDS before it queues itself again. A tick no worker took within five
+# intervals is dropped (``expires``): a later one does the same work, and a backlog of ticks
+# cannot pile up in the broker while the workers are down.
+UPLOAD_SWEEP_INTERVAL = float(env("UPLOAD_SWEEP_INTERVAL", "1.0"))
+UPLOAD_SWEEP_BATCH = env_int("UPLOAD_SWEEP_BATCH", 1000)
+UPLOAD_SWEEP_SECONDS = float(env("UPLOAD_SWEEP_SECONDS", "20"))
+CELERY_BEAT_SCHEDULE["notifications-uploads-sweep"] = {
+    "task": "notifications.uploads_sweep",
+    "schedule": UPLOAD_SWEEP_INTERVAL,
+    "options": {"expires": max(UPLOAD_SWEEP_INTERVAL, 1.0) * 5},
 }
 CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",

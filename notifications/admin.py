@@ -19,7 +19,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from leavehome.digits import AsciiIntegerFormField
-from notifications import cases
+from notifications import cases, tasks
 from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification
 from notifications.partitions import visit_tokens_stored_estimate
 from notifications.push.selectors import push_delivery_summary
@@ -123,7 +123,7 @@ class CaseAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            cases.case_publish_later,
+            tasks.case_publish_later,
             lambda n: (
                 ngettext("%(n)d case queued for publication.", "%(n)d cases queued for publication.", n) % {"n": n}
             ),

@@ -1,8 +1,9 @@
 """Cases: publication, withdrawal and the CSV import of case visits (services for the admin).
 
-Each service is one transaction, recorded in the audit trail in that transaction, and hands
-matching its work on commit only (notifications/matching.py explains why that order is what
-makes an upload racing a publication safe).
+Each service is one transaction, recorded in the audit trail in that transaction. A
+publication returns the matching it calls for; its caller queues that work on commit only
+(notifications/tasks.py; notifications/matching.py explains why that order is what makes an
+upload racing a publication safe).
 """
 
 import csv
@@ -68,27 +69,27 @@ def _publishable_visits(case: Case, *, now) -> list[CaseVisit]:
     return visits
 
 
-def case_publish_later(*, case: Case, actor) -> None:
-    """Check that a case can be published, and have a worker publish it once this transaction commits.
-
-    Building exposures opens venue keys, which only the workers holding TRACING_KEY can do
-    (DESIGN.md, privacy); the web process serving the admin only checks and queues. Raises
-    the errors case_publish would, so the official sees them at once.
-    """
-    from notifications.tasks import publish_case
-
+def case_publish_check(*, case: Case) -> None:
+    """Raise the errors case_publish would raise now, without publishing (the admin's early answer)."""
     _publishable_visits(case, now=timezone.now())
-    actor_id = getattr(actor, "pk", None)
-    transaction.on_commit(lambda: publish_case.delay(case.pk, actor_id))
 
 
-def case_publish(*, case: Case, actor) -> Case:
-    """Publish a draft case: build its exposure tokens, append them to the feed, queue matching.
+@dataclass(frozen=True)
+class Publication:
+    """A case just published, and the matching work it calls for: case visit ids by date."""
+
+    case: Case
+    chunks: dict[dt.date, list[int]]
+
+
+def case_publish(*, case: Case, actor) -> Publication:
+    """Publish a draft case: build its exposure tokens and append them to the feed.
 
     Raises CaseStateError if the case is not a draft (already published: a repeated task is
-    a no-op) or has no case visit, ValidationError if a window is not publishable. One
-    matching task per (date, batch of case visits) is queued on commit, so several workers
-    share a big publication.
+    a no-op) or has no case visit, ValidationError if a window is not publishable. Returns
+    the case visits to match by date; the caller queues their matching once this commits
+    (notifications/tasks.py, ``publication_match_later``), so several workers share a big
+    publication.
     """
     with transaction.atomic():
         case = _case_lock(case)
@@ -99,8 +100,7 @@ def case_publish(*, case: Case, actor) -> Case:
         case.save(update_fields=["status", "published_at"])
         exposure_feed_append(case_visit_ids=[visit.pk for visit in visits], status="active")
         audit_record(actor=actor, action="case.publish", obj=case, case_visits=len(visits), dates=len(chunks))
-        matching.publication_match_later(case_id=case.pk, chunks=chunks)
-    return case
+    return Publication(case=case, chunks=chunks)
 
 
 def case_withdraw(*, case: Case, actor, reason: str = "") -> Case:

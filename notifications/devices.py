@@ -12,7 +12,7 @@ import secrets
 from django.db import transaction
 from django.utils import timezone
 
-from notifications.models import Device, Notification, PushChannel, VisitToken
+from notifications.models import Device, Notification, PushChannel, UploadBacklog, VisitToken
 
 SECRET_BYTES = 32
 
@@ -59,8 +59,8 @@ def device_seen(device: Device) -> None:
 def device_delete(device: Device) -> None:
     """Delete the device and everything of it, in one transaction.
 
-    VisitToken has no foreign key constraint (it would slow ingest), so its rows are
-    deleted explicitly; notifications and the push channel are deleted with the ORM so that
+    VisitToken and UploadBacklog have no foreign key constraint (it would slow ingest), so
+    their rows are deleted explicitly; notifications and the push channel are deleted with the ORM so that
     rows hanging off them by CASCADE (push delivery records) go too. After commit the old
     secret matches nothing and gets 401.
 
@@ -73,6 +73,7 @@ def device_delete(device: Device) -> None:
     if not Device.objects.select_for_update().filter(pk=device.pk).exists():
         return  # already deleted (a repeated request)
     VisitToken.objects.filter(device_id=device.pk).delete()
+    UploadBacklog.objects.filter(device_id=device.pk).delete()
     Notification.objects.filter(device_id=device.pk).delete()
     PushChannel.objects.filter(device_id=device.pk).delete()
     Device.objects.filter(pk=device.pk).delete()

@@ -8,26 +8,36 @@ written with one ``INSERT … SELECT … ON CONFLICT (device_id, case_visit_id) 
 upgrades low to high and nothing else, and ``RETURNING`` the ids of the rows it created or
 upgraded, which are handed to push delivery. No Python loop ever touches a token.
 
-Two directions, each a Celery task enqueued on the commit of the transaction that wrote its
-input:
+Two directions, both run by Celery workers, both reading only what has committed:
 
-* uploads against live exposures (``uploads_match``): the tokens of one device and a few
-  dates, joined against the exposure tokens of published cases;
+* uploads against live exposures, by a **sweep** (``uploads_sweep_batch``): an upload stores
+  its tokens and, in the same transaction, one UploadBacklog row per date; a sweep claims
+  the oldest backlog rows (up to ``UPLOAD_SWEEP_BATCH``), joins their devices' tokens of
+  those dates against the exposure tokens of published cases, and deletes the rows in the
+  transaction that writes the notifications. The upload itself touches no broker: if the
+  broker is down, the backlog waits in PostgreSQL and no match is lost;
 * a publication against stored visits (``publication_match``): the exposure tokens of one
   case and one date (at most ``CASE_VISIT_BATCH`` case visits), joined against the visit
   tokens of that date, so a big publication is shared by several workers.
 
-Transaction boundaries. Each statement runs in its own short transaction, inside the task,
-after the writer committed. Why no match is lost when an upload U and a publication P race:
-U's task takes its snapshot after U committed, P's task after P committed. If U committed
-before P's task took its snapshot, P's task sees U's tokens. Otherwise U committed after P's
-task started, hence after P committed, so U's task sees P's exposures. Either way one of
-the two statements joins the pair; if both do, the unique key makes the second a no-op (or
-an upgrade). The same key makes a redelivered task (``acks_late``, worker killed) harmless.
-A withdrawal racing a matching statement is ordered by the case row: the statement takes
-FOR SHARE on the cases it matched, the withdrawal FOR UPDATE (see ``_MATCH_SELECT``), so
-no notification of a withdrawn case is left active. Both races are tested in
-tests/notifications/test_matching_race.py, with each transaction held open in turn.
+Transaction boundaries. Each matching statement runs in a short transaction of its own,
+after the writer committed, and sees what had committed when it started (READ COMMITTED).
+Why no match is lost when an upload U and a publication P race: U's backlog row commits
+with U's tokens, so the sweep statement S that matches U starts after U committed (it
+claimed the row first). P's task statement starts after P committed. If P committed before
+S started, S sees P's exposures. Otherwise P committed after S started, hence after U
+committed, so P's statement sees U's tokens. Either way one of the two joins the pair; if
+both do, the unique key makes the second a no-op (or an upgrade). The backlog row is
+deleted only in the transaction that wrote U's notifications, so a sweep that dies leaves
+it for the next, and the unique key makes a sweep run twice, a redelivered publication task
+(``acks_late``, worker killed) or two concurrent sweeps (which claim disjoint rows: SKIP
+LOCKED) harmless. A withdrawal racing a matching statement is ordered by the case row: the
+statement takes FOR SHARE on the cases it matched, the withdrawal FOR UPDATE (see
+``_MATCH_SELECT``), so no notification of a withdrawn case is left active. These races are
+tested in tests/notifications/test_matching_race.py, with each transaction held open in turn.
+
+Nothing here queues work: the functions return the ids of the notifications they created or
+upgraded, and their callers (notifications/tasks.py) hand them to push delivery.
 
 Every join between the two token sets includes ``date``: on PostgreSQL VisitToken is partitioned by it
 (notifications/partitions.py), so a statement touches one day's partition, and a
@@ -35,12 +45,13 @@ distributed PostgreSQL (Citus) could place each date's tokens on one node.
 
 Measured (PostgreSQL 15, one 3.5M-row date partition, hash indexes of migration 0005): a
 publication chunk of 97 exposure tokens (48 slot tokens found, a day token 2,000 devices
-share) joins in 1.7 ms (97 probes of the token hash index, 2,048 rows); an upload's match
-reads the device's rows of two partitions through the device hash index in 0.1 ms.
+share) joins in 1.7 ms (97 probes of the token hash index, 2,048 rows). docs/benchmarks.md has
+the sweep's figures under load (B1, B3).
 
 SQL is composed with psycopg.sql and runs unchanged on the embedded SQLite default (it
-supports ``INSERT … SELECT … ON CONFLICT DO UPDATE … RETURNING``), with values adapted by
-the model fields, so both backends store the same representation.
+supports ``INSERT … SELECT … ON CONFLICT DO UPDATE … RETURNING``; it has no row locks, and
+its single writer needs none), with values adapted by the model fields, so both backends
+store the same representation.
 """
 
 import datetime as dt
@@ -48,18 +59,32 @@ import logging
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
-from notifications.models import Case, CaseVisit, Device, ExposureToken, MatchingRun, Notification, VisitToken
+from notifications.models import (
+    Case,
+    CaseVisit,
+    Device,
+    ExposureToken,
+    MatchingRun,
+    Notification,
+    UploadBacklog,
+    VisitToken,
+)
 
 logger = logging.getLogger(__name__)
 
 # Case visits per publication task: one date of a few hundred case visits is at most
 # ~100 exposure tokens each, a join small enough for one short transaction.
 CASE_VISIT_BATCH = 200
+# Backlog rows per sweep statement: at 40 tokens an upload, 1,000 uploads read ~40,000
+# visit tokens by index, tens of milliseconds; large enough that the per-statement cost
+# vanishes per upload, small enough that a batch's row locks are held briefly.
+UPLOAD_SWEEP_BATCH = 1000
 # Notifications marked withdrawn per statement when a case is withdrawn.
 WITHDRAW_BATCH = 5000
 
@@ -109,69 +134,126 @@ _UPSERT = sql.SQL(
 # high if any matched exposure token is a slot token, else low (PROTOCOL §3).
 _RISK = sql.SQL("CASE WHEN MAX(CASE WHEN m.risk = 'high' THEN 1 ELSE 0 END) = 1 THEN 'high' ELSE 'low' END")
 
-# Both directions select the same rows: they differ only in ``where``, which names the side
-# that drives the join. ``live`` keeps the cases still published and, on PostgreSQL, takes
-# a FOR SHARE lock on just those (usually none: most uploads match nothing). That closes
-# the race with a withdrawal, which locks the case FOR UPDATE before marking its
-# notifications: if the withdrawal locked first, FOR SHARE waits for its commit and then
-# rechecks the status on the new row version, so nothing is inserted for a withdrawn case;
-# if this statement locked first, the withdrawal waits for this transaction and then sees
-# (and marks) what it inserted.
+# Both directions select the same rows: they differ only in ``source`` and ``where``, which
+# name the side that drives the join. ``live`` keeps the cases still published and, on
+# PostgreSQL, takes a FOR SHARE lock on just those (usually none: most uploads match
+# nothing). That closes the race with a withdrawal, which locks the case FOR UPDATE before
+# marking its notifications: if the withdrawal locked first, FOR SHARE waits for its commit
+# and then rechecks the status on the new row version, so nothing is inserted for a
+# withdrawn case; if this statement locked first, the withdrawal waits for this transaction
+# and then sees (and marks) what it inserted. ``devices`` does the same for a device being
+# deleted (notifications/devices.py locks it FOR UPDATE): a device deleted since the
+# snapshot is skipped instead of failing the whole batch on the foreign key; the KEY SHARE
+# lock is the one the foreign key check would take anyway.
 _MATCH_SELECT = sql.SQL(
     """
     WITH matched AS MATERIALIZED (
         SELECT v.device_id, e.case_visit_id, cv.case_id, e.risk
-        FROM {visit} AS v
-        JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token
+        {source}
         JOIN {case_visit} AS cv ON cv.id = e.case_visit_id
         WHERE {where}
     ), live AS MATERIALIZED (
         SELECT c.id FROM {case} AS c
         WHERE c.id IN (SELECT case_id FROM matched) AND c.status = 'published'
-        {lock}
+        {case_lock}
+    ), devices AS MATERIALIZED (
+        SELECT d.id FROM {device} AS d
+        WHERE d.id IN (SELECT device_id FROM matched)
+        {device_lock}
     )
     SELECT m.device_id, m.case_visit_id, {risk}, 'active', %s, %s
-    FROM matched AS m JOIN live ON live.id = m.case_id
+    FROM matched AS m JOIN live ON live.id = m.case_id JOIN devices ON devices.id = m.device_id
     GROUP BY m.device_id, m.case_visit_id
     """
 )
 
 
-def _match_select(where: sql.Composable) -> sql.Composable:
+def _match_select(source: sql.Composable, where: sql.Composable) -> sql.Composable:
+    # SQLite has no row locks: its writers are serialised by the database lock.
+    postgres = connection.vendor == "postgresql"
     return _MATCH_SELECT.format(
         risk=_RISK,
-        visit=_table(VisitToken),
-        exposure=_table(ExposureToken),
+        source=source,
         case_visit=_table(CaseVisit),
         case=_table(Case),
+        device=_table(Device),
         where=where,
-        # SQLite has no row locks: its writers are serialised by the database lock.
-        lock=sql.SQL("FOR SHARE OF c" if connection.vendor == "postgresql" else ""),
+        case_lock=sql.SQL("FOR SHARE OF c" if postgres else ""),
+        device_lock=sql.SQL("FOR KEY SHARE OF d" if postgres else ""),
     )
 
 
-def uploads_match_statement(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> tuple[sql.Composable, list]:
-    """The SELECT of uploads_match: one device's stored tokens of ``dates`` joined with live exposures.
+def _id_list(ids: Sequence[int]) -> tuple[sql.Composable, list]:
+    """``IN (…)`` for a list of ids: one array parameter on PostgreSQL, placeholders on SQLite."""
+    if connection.vendor == "postgresql":
+        return sql.SQL("= ANY(%s)"), [list(ids)]
+    return sql.SQL("IN ({})").format(_placeholders(len(ids))), list(ids)
 
-    Index: ``v.date IN (…)`` prunes to the dates' partitions. With many live exposures the
-    device's rows come from the partition's hash index on device_id (a few hundred rows at
-    most), each probed in ExposureToken's unique btree (date, token, case_visit_id); with few,
-    the planner instead probes each live exposure token in the partition's hash index on
-    token. Either way no partition is scanned (tests/notifications/test_matching.py checks
+
+def uploads_sweep_statement(*, backlog_ids: Sequence[int], dates: Iterable[dt.date]) -> tuple[sql.Composable, list]:
+    """The SELECT of a sweep batch: the tokens of the claimed backlog rows joined with live exposures.
+
+    Index: ``b.id`` finds the claimed rows by primary key; ``v.date IN (…)`` prunes VisitToken
+    to the batch's dates at plan time, and each (device, date) reads its few dozen rows
+    through the partition's hash index on device_id, each probed in ExposureToken's unique
+    btree (date, token, case_visit_id). With few live exposures the planner may instead
+    probe each of them in the partition's hash index on token and keep the claimed devices'
+    rows. Either way no partition is scanned (tests/notifications/test_matching.py checks
     the plan).
     """
     db_dates = _db_dates(dates)
-    where = sql.SQL("v.device_id = %s AND v.date IN ({dates})").format(dates=_placeholders(len(db_dates)))
+    ids_in, id_params = _id_list(backlog_ids)
+    source = sql.SQL(
+        """FROM {backlog} AS b
+        JOIN {visit} AS v ON v.device_id = b.device_id AND v.date = b.date
+        JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token"""
+    ).format(backlog=_table(UploadBacklog), visit=_table(VisitToken), exposure=_table(ExposureToken))
+    where = sql.SQL("b.id {ids_in} AND v.date IN ({dates})").format(ids_in=ids_in, dates=_placeholders(len(db_dates)))
     now = _db_now()
-    return _match_select(where), [Device._meta.pk.get_db_prep_value(device_id, connection), *db_dates, now, now]
+    return _match_select(source, where), [*id_params, *db_dates, now, now]
 
 
-def uploads_match(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> list[int]:
-    """Match one device's stored tokens of ``dates`` against live exposures; returns new/upgraded ids."""
-    dates = set(dates)
-    if not dates:
-        return []
-    return _upsert_and_push(*uploads_match_statement(device_id=device_id, dates=dates))
+@dataclass(frozen=True)
+class SweepBatch:
+    """What one sweep batch did: backlog rows matched and removed, notifications created or upgraded."""
+
+    uploads: int
+    notification_ids: list[int]
+
+
+# Oldest first, so the lag stays bounded under load; SKIP LOCKED lets concurrent sweeps
+# take disjoint batches instead of queueing behind each other. Index: the primary key.
+_BACKLOG_CLAIM = sql.SQL("SELECT id, date FROM {backlog} ORDER BY id LIMIT %s {lock}")
+
+
+def uploads_sweep_batch(*, limit: int = UPLOAD_SWEEP_BATCH) -> SweepBatch:
+    """Match up to ``limit`` of the oldest backlog rows against live exposures, in one transaction.
+
+    The claimed rows are locked, matched and deleted in the transaction that writes their
+    notifications, so a sweep that fails or is killed leaves them in the backlog for the
+    next one, and one that commits leaves nothing to redo: running it twice, or two at once,
+    never notifies twice (the unique key) nor skips a row (the lock).
+    """
+    lock = sql.SQL("FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else "")
+    with transaction.atomic():
+        claimed = _run(_BACKLOG_CLAIM.format(backlog=_table(UploadBacklog), lock=lock), [limit])
+        if not claimed:
+            return SweepBatch(uploads=0, notification_ids=[])
+        backlog_ids = [row[0] for row in claimed]
+        dates = {VisitToken._meta.get_field("date").to_python(row[1]) for row in claimed}
+        select, params = uploads_sweep_statement(backlog_ids=backlog_ids, dates=dates)
+        notification_ids = _upsert(select, params)
+        ids_in, id_params = _id_list(backlog_ids)
+        _run(
+            sql.SQL("DELETE FROM {backlog} WHERE id {ids_in}").format(backlog=_table(UploadBacklog), ids_in=ids_in),
+            id_params,
+        )
+    return SweepBatch(uploads=len(backlog_ids), notification_ids=notification_ids)
+
+
+def uploads_backlog_add(*, device_id: uuid.UUID, dates: Iterable[dt.date]) -> None:
+    """Put a device's dates in the backlog, to be matched by the next sweep (inside the caller's transaction)."""
+    UploadBacklog.objects.bulk_create(UploadBacklog(device_id=device_id, date=date) for date in sorted(set(dates)))
 
 
 def publication_match_statement(*, case_visit_ids: Sequence[int], date: dt.date) -> tuple[sql.Composable, list]:
@@ -183,29 +265,30 @@ def publication_match_statement(*, case_visit_ids: Sequence[int], date: dt.date)
     others. A case withdrawn since the task was queued matches nothing.
     """
     (db_date,) = _db_dates([date])
+    source = sql.SQL("FROM {visit} AS v JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token").format(
+        visit=_table(VisitToken), exposure=_table(ExposureToken)
+    )
     where = sql.SQL("e.case_visit_id IN ({case_visits}) AND e.date = %s AND v.date = %s").format(
         case_visits=_placeholders(len(case_visit_ids))
     )
     now = _db_now()
-    return _match_select(where), [*case_visit_ids, db_date, db_date, now, now]
+    return _match_select(source, where), [*case_visit_ids, db_date, db_date, now, now]
 
 
 def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[int]:
-    """Match a published chunk (case visits of one case, one date) against stored visit tokens."""
+    """Match a published chunk (case visits of one case, one date) against stored visit tokens.
+
+    Returns the ids of the notifications created or upgraded, for the caller to push.
+    """
     if not case_visit_ids:
         return []
-    return _upsert_and_push(*publication_match_statement(case_visit_ids=case_visit_ids, date=date))
-
-
-def _upsert_and_push(select: sql.Composable, params: list) -> list[int]:
-    from notifications.push.delivery import push_later  # the push engineer's module
-
-    query = _UPSERT.format(notification=_table(Notification), select=select)
     with transaction.atomic():
-        ids = [row[0] for row in _run(query, params)]
-        if ids:
-            push_later(notification_ids=ids)
-    return ids
+        return _upsert(*publication_match_statement(case_visit_ids=case_visit_ids, date=date))
+
+
+def _upsert(select: sql.Composable, params: list) -> list[int]:
+    query = _UPSERT.format(notification=_table(Notification), select=select)
+    return [row[0] for row in _run(query, params)]
 
 
 def notifications_withdraw(*, case_id: int) -> int:
@@ -232,32 +315,6 @@ def notifications_withdraw(*, case_id: int) -> int:
         total += done
         if done < WITHDRAW_BATCH:
             return total
-
-
-def visit_tokens_match_later(*, device_id, dates) -> None:
-    """Match a device's new uploads of ``dates`` once the upload's transaction commits.
-
-    Called by visit_tokens_ingest inside its transaction; the task runs after the commit,
-    which is what makes the race with a publication safe (see the module comment).
-    """
-    from notifications.tasks import match_uploads
-
-    iso_dates = sorted({date.isoformat() if isinstance(date, dt.date) else str(date) for date in dates})
-    if iso_dates:
-        device = str(device_id)
-        transaction.on_commit(lambda: match_uploads.delay(device, iso_dates))
-
-
-def publication_match_later(*, case_id: int, chunks: dict[dt.date, list[int]]) -> None:
-    """Queue one publication task per (date, batch of case visits) once the publication commits."""
-    from notifications.tasks import match_publication
-
-    for date, case_visit_ids in sorted(chunks.items()):
-        for start in range(0, len(case_visit_ids), CASE_VISIT_BATCH):
-            batch = sorted(case_visit_ids)[start : start + CASE_VISIT_BATCH]
-            transaction.on_commit(
-                lambda batch=batch, date=date: match_publication.delay(case_id, batch, date.isoformat())
-            )
 
 
 def matching_run_record(*, direction, case_id=None, date=None, notifications: int, started: float) -> None:

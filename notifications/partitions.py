@@ -68,12 +68,19 @@ def visit_token_partitions_ensure(dates) -> list[dt.date]:
     return created
 
 
+def visit_token_partition_dates(today: dt.date) -> list[dt.date]:
+    """Every date an upload may name on ``today``: the retention window and PARTITIONS_AHEAD days ahead."""
+    from django.conf import settings
+
+    first = -settings.LEAVEHOME_RETENTION_DAYS
+    return [today + dt.timedelta(days=offset) for offset in range(first, PARTITIONS_AHEAD + 1)]
+
+
 def visit_token_partitions_ahead(today: dt.date | None = None) -> list[dt.date]:
-    """Create the partitions of today and the next PARTITIONS_AHEAD days (the beat task)."""
+    """Create the partitions of every date an upload may name (the beat task); returns those created."""
     from django.utils import timezone
 
-    today = today or timezone.localdate()
-    return visit_token_partitions_ensure(today + dt.timedelta(days=n) for n in range(PARTITIONS_AHEAD + 1))
+    return visit_token_partitions_ensure(visit_token_partition_dates(today or timezone.localdate()))
 
 
 def visit_token_partitions_before(cutoff: dt.date) -> list[tuple[str, dt.date]]:

@@ -25,7 +25,7 @@ from psycopg import sql
 from leavehome.audit import audit_record
 from notifications import partitions
 from notifications.feed import exposure_feed_purge
-from notifications.models import Case, CaseVisit, Device, ExposureToken, Notification, VisitToken
+from notifications.models import Case, CaseVisit, Device, ExposureToken, Notification, UploadBacklog, VisitToken
 
 CHUNK = 10_000
 DEVICE_CHUNK = 1_000
@@ -82,6 +82,10 @@ def retention_purge(*, today: dt.date | None = None) -> dict:
         ExposureToken._meta.db_table, sql.SQL("date < %s"), [_date_param(cutoff)], row_id="id"
     )
     removed["exposure_feed_items"] = exposure_feed_purge(before=cutoff)
+    # Backlog rows of expired dates (a sweep stopped for that long): their tokens are gone.
+    removed["upload_backlog"] = _delete_chunked(
+        UploadBacklog._meta.db_table, sql.SQL("date < %s"), [_date_param(cutoff)], row_id="id"
+    )
     # Cases: once their last window ended before the cutoff nobody can still be matched.
     expired_cases = Case.objects.exclude(visits__end__gte=cutoff_start).filter(confirmed_on__lt=cutoff)
     removed["notifications"] = _ids_delete(
@@ -112,5 +116,6 @@ def _ids_delete(ids_queryset, model, *, chunk: int = CHUNK) -> int:
             if model is Device:
                 # No FK constraint from VisitToken (it would slow ingest): delete explicitly.
                 VisitToken.objects.filter(device_id__in=ids).delete()
+                UploadBacklog.objects.filter(device_id__in=ids).delete()
             model.objects.filter(pk__in=ids).delete()
         total += len(ids)

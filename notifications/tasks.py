@@ -1,8 +1,9 @@
 """Celery tasks of the matching core, publication and retention: ids in, one service call each.
 
-Every task is enqueued on commit (notifications/matching.py, notifications/cases.py), is
+Every task is enqueued on commit (notifications/cases.py) or by beat (the upload sweep), is
 acknowledged late and re-queued if its worker dies, and is idempotent: the matching
-statements write through a unique key, retention deletes what is already gone as a no-op.
+statements write through a unique key and the sweep deletes the backlog rows it matched in
+the same transaction, retention deletes what is already gone as a no-op.
 Retries are only for errors that may pass (a dropped connection, a deadlock, a lock timeout).
 """
 
@@ -10,11 +11,19 @@ import datetime as dt
 import logging
 import time
 import uuid
+from functools import partial
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import InterfaceError, OperationalError, transaction
 
-from notifications import matching
+from notifications import matching, partitions
+from notifications.cases import case_publish, case_publish_check
+from notifications.models import Case
+from notifications.push.delivery import push_later
+from notifications.retention import retention_purge as purge
 
 logger = logging.getLogger(__name__)
 
@@ -32,13 +41,56 @@ _TASK_OPTIONS = {
 }
 
 
+@shared_task(name="notifications.uploads_sweep", ignore_result=True, **_TASK_OPTIONS)
+def uploads_sweep() -> int:
+    """Match the upload backlog against live exposures, batch after batch; returns the uploads matched.
+
+    Beat queues it every UPLOAD_SWEEP_INTERVAL seconds (``expires`` drops ticks a busy
+    worker could not take in time). It stops when the backlog is empty, or after
+    UPLOAD_SWEEP_SECONDS with work left, queueing itself again so a long backlog neither
+    holds one worker process indefinitely nor waits for the next tick. Several sweeps at once
+    share the backlog (each batch claims disjoint rows), so more workers catch up faster.
+    """
+    deadline = time.monotonic() + settings.UPLOAD_SWEEP_SECONDS
+    total = 0
+    while True:
+        started = time.monotonic()
+        batch = matching.uploads_sweep_batch(limit=settings.UPLOAD_SWEEP_BATCH)
+        total += batch.uploads
+        if batch.notification_ids:
+            push_later(notification_ids=batch.notification_ids)
+            matching.matching_run_record(direction="upload", notifications=len(batch.notification_ids), started=started)
+        if batch.uploads < settings.UPLOAD_SWEEP_BATCH:
+            return total
+        if time.monotonic() >= deadline:
+            uploads_sweep.delay()
+            return total
+
+
+def uploads_match_soon() -> None:
+    """Have the upload backlog swept soon; called by the upload endpoint after ingest.
+
+    With a broker, beat sweeps every second: nothing is queued, so an upload neither waits
+    for the broker nor fails without it. In-process (the embedded default: no broker, no
+    beat), the sweep runs once the upload's transaction commits.
+    """
+    if settings.CELERY_TASK_ALWAYS_EAGER:
+        transaction.on_commit(uploads_sweep.delay)
+
+
 @shared_task(name="notifications.match_uploads", **_TASK_OPTIONS)
 def match_uploads(device_id: str, dates: list[str]) -> int:
-    """Match a device's uploads of ``dates`` (ISO) against live exposures."""
-    started = time.monotonic()
-    ids = matching.uploads_match(device_id=uuid.UUID(device_id), dates=[dt.date.fromisoformat(d) for d in dates])
-    matching.matching_run_record(direction="upload", notifications=len(ids), started=started)
-    return len(ids)
+    """Put a device's dates in the upload backlog: messages queued before uploads were swept.
+
+    Releases before the sweep queued one of these per upload; a message still in the broker
+    after an upgrade becomes backlog rows, so its upload is matched like any other.
+    """
+    with transaction.atomic():
+        matching.uploads_backlog_add(
+            device_id=uuid.UUID(device_id), dates=[dt.date.fromisoformat(date) for date in dates]
+        )
+        uploads_match_soon()
+    return 0
 
 
 @shared_task(name="notifications.match_publication", **_TASK_OPTIONS)
@@ -47,6 +99,7 @@ def match_publication(case_id: int, case_visit_ids: list[int], date: str) -> int
     started = time.monotonic()
     day = dt.date.fromisoformat(date)
     ids = matching.publication_match(case_visit_ids=case_visit_ids, date=day)
+    push_later(notification_ids=ids)
     matching.matching_run_record(
         direction="publication", case_id=case_id, date=day, notifications=len(ids), started=started
     )
@@ -55,16 +108,10 @@ def match_publication(case_id: int, case_visit_ids: list[int], date: str) -> int
 
 @shared_task(name="notifications.publish_case", **_TASK_OPTIONS)
 def publish_case(case_id: int, actor_id: int | None) -> bool:
-    """Publish a case queued by an official (notifications.cases.case_publish_later)."""
-    from django.contrib.auth import get_user_model
-    from django.core.exceptions import ValidationError
-
-    from notifications.cases import case_publish
-    from notifications.models import Case
-
+    """Publish a case queued by an official (``case_publish_later``), then queue its matching."""
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id is not None else None
     try:
-        case_publish(case=Case(pk=case_id), actor=actor)
+        case_publish_and_match(case=Case(pk=case_id), actor=actor)
     except ValidationError as error:
         # Already published (a redelivery, a second click) or no longer publishable: the
         # case stays as it is, which the admin shows; retrying would fail the same way.
@@ -73,24 +120,41 @@ def publish_case(case_id: int, actor_id: int | None) -> bool:
     return True
 
 
+def case_publish_later(*, case: Case, actor) -> None:
+    """Check that a case can be published, and have a worker publish it once this transaction commits.
+
+    Building exposures opens venue keys, which only the workers holding TRACING_KEY can do
+    (docs/privacy.md); the web process serving the admin only checks and queues. Raises the
+    errors case_publish would, so the official sees them at once.
+    """
+    case_publish_check(case=case)
+    actor_id = getattr(actor, "pk", None)
+    transaction.on_commit(lambda: publish_case.delay(case.pk, actor_id))
+
+
+def case_publish_and_match(*, case: Case, actor) -> Case:
+    """Publish a case here and now and queue its matching on commit (the task's body; tests and demo data)."""
+    publication = case_publish(case=case, actor=actor)
+    publication_match_later(case_id=publication.case.pk, chunks=publication.chunks)
+    return publication.case
+
+
+def publication_match_later(*, case_id: int, chunks: dict[dt.date, list[int]]) -> None:
+    """Queue one publication task per (date, batch of case visits) once the publication commits."""
+    for date, case_visit_ids in sorted(chunks.items()):
+        ordered = sorted(case_visit_ids)
+        for start in range(0, len(ordered), matching.CASE_VISIT_BATCH):
+            batch = ordered[start : start + matching.CASE_VISIT_BATCH]
+            transaction.on_commit(partial(match_publication.delay, case_id, batch, date.isoformat()))
+
+
 @shared_task(name="notifications.visit_token_partitions_ahead", **_TASK_OPTIONS)
 def visit_token_partitions_ahead() -> list[str]:
     """Create the visit-token partitions of every date an upload may name (beat, hourly)."""
-    from django.conf import settings
-    from django.utils import timezone
-
-    from notifications.partitions import PARTITIONS_AHEAD, visit_token_partitions_ensure
-
-    today = timezone.localdate()
-    dates = [
-        today + dt.timedelta(days=offset) for offset in range(-settings.LEAVEHOME_RETENTION_DAYS, PARTITIONS_AHEAD + 1)
-    ]
-    return [date.isoformat() for date in visit_token_partitions_ensure(dates)]
+    return [date.isoformat() for date in partitions.visit_token_partitions_ahead()]
 
 
 @shared_task(name="notifications.retention_purge", **_TASK_OPTIONS)
 def retention_purge() -> dict:
     """Delete everything older than the retention window (beat, daily)."""
-    from notifications.retention import retention_purge as purge
-
     return purge()

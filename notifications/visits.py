@@ -1,9 +1,11 @@
 """Ingesting a phone's visit tokens (PROTOCOL §4 ``POST /api/v1/visits``).
 
-The request has been validated whole before this is called (notifications/api/serializers.py):
-every token is 16 bytes, every date within retention. Here the tokens are written with one
-bulk statement and handed to matching, all in one transaction, so an upload is stored
-entirely or not at all, and matching runs only after it is visible.
+The request has been validated whole before this is called (notifications/api/uploads.py):
+every token is 16 bytes, every date within retention. Here the tokens are written, with one
+upload-backlog row per date for the matching sweep (notifications/matching.py), in one
+statement on PostgreSQL (one transaction on SQLite), so an upload is stored entirely or not
+at all, and is matched once it is visible. Nothing is queued: the upload never waits on, or
+depends on, the broker.
 """
 
 import datetime as dt
@@ -12,30 +14,43 @@ from collections.abc import Iterable, Mapping
 from django.db import connection, transaction
 from psycopg import sql
 
-from notifications.matching import visit_tokens_match_later
-from notifications.models import Device, VisitToken
+from notifications.models import Device, UploadBacklog, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
 
-# One PostgreSQL statement carries the whole upload as three arrays: a single round trip
-# whatever the number of tokens (bounded by max_tokens_per_upload). The partitioned table
-# has no unique key (notifications/partitions.py: hash indexes ingest faster), so ON
-# CONFLICT cannot drop a re-uploaded token there; the NOT EXISTS does, by reading this
-# device's rows of these dates through the per-partition hash index on device_id (a phone
-# holds a few hundred). Only two concurrent uploads of the same token by the same device can
-# still both insert it, which matching ignores (it groups by device and case visit). ON
-# CONFLICT DO NOTHING stays for a table that has a unique key (SQLite's primary key).
-# Plan (EXPLAIN on PostgreSQL 16): `v.date = ANY(%s)` prunes to the upload's partitions, and
-# the anti-join probes each with a BitmapAnd of the hash indexes on device_id and token.
-_INSERT_UNNEST = sql.SQL(
+# One PostgreSQL statement carries the whole upload as arrays: a single round trip, and a
+# single implicit transaction when the caller has none, whatever the number of tokens
+# (bounded by max_tokens_per_upload).
+#
+# ``held`` locks the device row FOR KEY SHARE: the weakest row lock that still conflicts
+# with DELETE (and FOR UPDATE), so deletion and ingest of one device are ordered, while
+# uploads and last-seen updates of the same device do not wait for each other. A device
+# deleted before the lock is granted yields no row, and then nothing is written (both
+# inserts read ``held``); the caller learns it from the empty result.
+#
+# The partitioned table has no unique key (notifications/partitions.py: hash indexes ingest
+# faster), so ON CONFLICT cannot drop a re-uploaded token there; the NOT EXISTS does, by
+# reading this device's rows of these dates through the per-partition hash index on
+# device_id (a phone holds a few hundred). Only two concurrent uploads of the same token by
+# the same device can still both insert it, which matching ignores (it groups by device and
+# case visit). Plan (EXPLAIN on PostgreSQL 15): ``v.date = ANY(%s)`` prunes to the upload's
+# partitions, and the anti-join probes each with the hash indexes on device_id and token.
+_INGEST = sql.SQL(
     """
-    INSERT INTO {table} ({date}, {token}, {device})
-    SELECT u.d, u.t, u.x FROM unnest(%s::date[], %s::bytea[], %s::uuid[]) AS u(d, t, x)
-    WHERE NOT EXISTS (
-        SELECT 1 FROM {table} AS v
-        WHERE v.{device} = u.x AND v.{date} = u.d AND v.{token} = u.t AND v.{date} = ANY(%s::date[])
+    WITH held AS MATERIALIZED (
+        SELECT d.id FROM {device} AS d WHERE d.id = %s FOR KEY SHARE
+    ), stored AS (
+        INSERT INTO {table} ({date}, {token}, {device_id})
+        SELECT u.d, u.t, held.id FROM held, unnest(%s::date[], %s::bytea[]) AS u(d, t)
+        WHERE NOT EXISTS (
+            SELECT 1 FROM {table} AS v
+            WHERE v.{device_id} = held.id AND v.{date} = u.d AND v.{token} = u.t AND v.{date} = ANY(%s::date[])
+        )
+        ORDER BY u.d, u.t
+    ), queued AS (
+        INSERT INTO {backlog} (device_id, date)
+        SELECT held.id, q.d FROM held, unnest(%s::date[]) AS q(d)
     )
-    ORDER BY u.d, u.t
-    ON CONFLICT DO NOTHING
+    SELECT id FROM held
     """
 )
 
@@ -44,66 +59,59 @@ class DeviceDeleted(Exception):
     """The device was deleted while its upload was on the way; nothing was stored."""
 
 
-# KEY SHARE: the weakest row lock that still conflicts with DELETE (and FOR UPDATE), so
-# deletion and ingest of one device are ordered, while uploads and last-seen updates of the
-# same device do not wait for each other.
-_DEVICE_KEY_SHARE = sql.SQL("SELECT 1 FROM {device} WHERE {id} = %s FOR KEY SHARE")
-
-
-def _device_hold(device: Device) -> None:
-    """Lock the device row against deletion until this transaction ends; DeviceDeleted if gone."""
-    if connection.vendor == "postgresql":
-        query = _DEVICE_KEY_SHARE.format(
-            device=sql.Identifier(Device._meta.db_table), id=sql.Identifier(Device._meta.pk.column)
-        )
-        with connection.cursor() as cursor:
-            cursor.execute(query.as_string(connection.connection), [device.pk])
-            found = cursor.fetchone() is not None
-    else:
-        # SQLite (the embedded default) has no row locks; the check narrows the window.
-        found = Device.objects.filter(pk=device.pk).exists()
-    if not found:
-        raise DeviceDeleted(device.pk)
-
-
 def _distinct_pairs(days: Mapping[dt.date, Iterable[bytes]]) -> list[tuple[dt.date, bytes]]:
     return sorted({(date, bytes(token)) for date, tokens in days.items() for token in tokens})
 
 
+def _ingest_postgres(device_id, pairs, dates) -> bool:
+    meta = VisitToken._meta
+    query = _INGEST.format(
+        device=sql.Identifier(Device._meta.db_table),
+        table=sql.Identifier(meta.db_table),
+        date=sql.Identifier(meta.get_field("date").column),
+        token=sql.Identifier(meta.get_field("token").column),
+        device_id=sql.Identifier(meta.get_field("device").column),
+        backlog=sql.Identifier(UploadBacklog._meta.db_table),
+    )
+    params = [device_id, [date for date, _ in pairs], [token for _, token in pairs], dates, dates]
+    with connection.cursor() as cursor:
+        cursor.execute(query.as_string(connection.connection), params)
+        return cursor.fetchone() is not None
+
+
+def _ingest_sqlite(device_id, pairs, dates) -> bool:
+    # The embedded default: SQLite has no row locks and one writer at a time, so the check
+    # and the writes in one transaction are ordered against a deletion. Django batches the
+    # rows into as few INSERTs as SQLite's parameter limit allows; not the production path.
+    with transaction.atomic():
+        if not Device.objects.filter(pk=device_id).exists():
+            return False
+        VisitToken.objects.bulk_create(
+            [VisitToken(date=date, token=token, device_id=device_id) for date, token in pairs],
+            ignore_conflicts=True,
+        )
+        UploadBacklog.objects.bulk_create(UploadBacklog(device_id=device_id, date=date) for date in dates)
+    return True
+
+
 def visit_tokens_ingest(*, device: Device, days: Mapping[dt.date, Iterable[bytes]]) -> int:
-    """Store a device's visit tokens and schedule their matching; returns how many were accepted.
+    """Store a device's visit tokens and put their dates in the matching backlog; returns how many were accepted.
 
     Raises DeviceDeleted if the device no longer exists (deleted by a concurrent request).
 
     ``days`` maps a local date to its 16-byte tokens. The count is of distinct
     ``(date, token)`` pairs in the request, stored now or already stored by an earlier
-    upload, so the answer is the same however often the phone retries.
+    upload, so the answer is the same however often the phone retries. The caller asks for
+    the sweep (notifications/tasks.py, ``uploads_match_soon``); with a broker, beat runs it.
     """
     pairs = _distinct_pairs(days)
     if not pairs:
         return 0
-    with transaction.atomic():
-        _device_hold(device)
-        visit_token_partitions_ensure(days.keys())
-        if connection.vendor == "postgresql":
-            meta = VisitToken._meta
-            query = _INSERT_UNNEST.format(
-                table=sql.Identifier(meta.db_table),
-                date=sql.Identifier(meta.get_field("date").column),
-                token=sql.Identifier(meta.get_field("token").column),
-                device=sql.Identifier(meta.get_field("device").column),
-            )
-            dates = [date for date, _ in pairs]
-            tokens = [token for _, token in pairs]
-            params = [dates, tokens, [device.pk] * len(pairs), sorted(days)]
-            with connection.cursor() as cursor:
-                cursor.execute(query.as_string(connection.connection), params)
-        else:
-            # The embedded SQLite default: Django batches this into as few INSERTs as
-            # SQLite's parameter limit allows; it is not the production path.
-            VisitToken.objects.bulk_create(
-                [VisitToken(date=date, token=token, device_id=device.pk) for date, token in pairs],
-                ignore_conflicts=True,
-            )
-        visit_tokens_match_later(device_id=device.pk, dates=sorted(days))
+    dates = sorted({date for date, _ in pairs})
+    # In a transaction of its own when a partition must be made (rarely: beat makes them
+    # ahead), so the upload's statement below holds no DDL lock.
+    visit_token_partitions_ensure(dates)
+    ingest = _ingest_postgres if connection.vendor == "postgresql" else _ingest_sqlite
+    if not ingest(device.pk, pairs, dates):
+        raise DeviceDeleted(device.pk)
     return len(pairs)

@@ -1,4 +1,7 @@
-"""Rate limits of the phone API, per device and per IP (scopes in settings.REST_FRAMEWORK).
+"""Rate limits of the phone API's DRF endpoints, per device and per IP (scopes in settings.REST_FRAMEWORK).
+
+The visit upload counts the same scopes' rates with leavehome/ratelimit.py, in one Redis
+round trip (notifications/api/uploads.py).
 
 Counters live in the shared cache, never beside visit tokens, and expire with their window:
 the IP address is used to slow abuse, not recorded with anything a phone uploads.
@@ -33,15 +36,6 @@ class _ScopeThrottle(SimpleRateThrottle):
 
 class DeviceRegisterIPThrottle(_ScopeThrottle):
     scope = "device_register_ip"
-
-
-class VisitUploadIPThrottle(_ScopeThrottle):
-    scope = "visit_upload_ip"
-
-
-class VisitUploadDeviceThrottle(_ScopeThrottle):
-    scope = "visit_upload_device"
-    by_device = True
 
 
 class DeviceReadThrottle(_ScopeThrottle):

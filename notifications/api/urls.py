@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from notifications.api import views
+from notifications.api import uploads, views
 
 app_name = "api"
 
@@ -11,7 +11,7 @@ urlpatterns = [
     path("devices", views.DeviceRegisterView.as_view(), name="devices"),
     path("devices/me", views.DeviceMeView.as_view(), name="device-me"),
     path("devices/me/push", views.DevicePushView.as_view(), name="device-push"),
-    path("visits", views.VisitUploadView.as_view(), name="visits"),
+    path("visits", uploads.visit_upload, name="visits"),
     path("notifications", views.NotificationListView.as_view(), name="notifications"),
     path("notifications/<str:notification_id>", views.NotificationDetailView.as_view(), name="notification"),
     path("exposures", views.ExposureFeedView.as_view(), name="exposures"),

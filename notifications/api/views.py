@@ -9,7 +9,7 @@ import hashlib
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
-from rest_framework.exceptions import AuthenticationFailed, NotFound
+from rest_framework.exceptions import NotFound
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -21,18 +21,16 @@ from notifications.api.parsers import BoundedJSONParser
 from notifications.api.throttling import (
     DeviceReadThrottle,
     DeviceRegisterIPThrottle,
-    VisitUploadDeviceThrottle,
-    VisitUploadIPThrottle,
 )
 from notifications.devices import device_delete, device_register
 from notifications.push.channels import push_channel_clear, push_channel_set
 from notifications.selectors import device_notifications, notification_cursor_now
 from notifications.tokens import SLOT_SECONDS
-from notifications.visits import DeviceDeleted, visit_tokens_ingest
 from venues.codes import qr_prefix
 
 
-def _errors(*codes):
+def error_responses(*codes):
+    """The OpenAPI answers of these error statuses, in the one error format."""
     descriptions = {
         400: "Invalid request; `fields` names each problem.",
         401: "Missing or unknown device secret.",
@@ -44,7 +42,7 @@ def _errors(*codes):
     return {code: OpenApiResponse(s.ErrorSerializer, description=descriptions[code]) for code in codes}
 
 
-_RETRY_AFTER = OpenApiParameter(
+RETRY_AFTER = OpenApiParameter(
     "Retry-After", int, OpenApiParameter.HEADER, response=[429], required=True, description="Seconds to wait."
 )
 
@@ -92,8 +90,8 @@ class DeviceRegisterView(PhoneAPIView):
     @extend_schema(
         operation_id="device_register",
         request=s.EmptyBodySerializer,
-        parameters=[_RETRY_AFTER],
-        responses={201: s.DeviceCreatedSerializer, **_errors(400, 413, 415, 429)},
+        parameters=[RETRY_AFTER],
+        responses={201: s.DeviceCreatedSerializer, **error_responses(400, 413, 415, 429)},
         tags=["devices"],
     )
     def post(self, request):
@@ -107,7 +105,7 @@ class DeviceRegisterView(PhoneAPIView):
 
 
 class DeviceMeView(DeviceAPIView):
-    @extend_schema(operation_id="device_delete", responses={204: None, **_errors(401)}, tags=["devices"])
+    @extend_schema(operation_id="device_delete", responses={204: None, **error_responses(401)}, tags=["devices"])
     def delete(self, request):
         """Delete this device and every token, notification and push channel of it."""
         device_delete(request.user)
@@ -129,7 +127,7 @@ class DevicePushView(DeviceAPIView):
     @extend_schema(
         operation_id="device_push_set",
         request=_PUSH_BODY,
-        responses={204: None, **_errors(400, 401, 413, 415)},
+        responses={204: None, **error_responses(400, 401, 413, 415)},
         tags=["devices"],
     )
     def put(self, request):
@@ -138,7 +136,7 @@ class DevicePushView(DeviceAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(
-        operation_id="device_push_clear", request=None, responses={204: None, **_errors(401)}, tags=["devices"]
+        operation_id="device_push_clear", request=None, responses={204: None, **error_responses(401)}, tags=["devices"]
     )
     def delete(self, request):
         """Stop pushing to this device; the app polls instead."""
@@ -146,34 +144,13 @@ class DevicePushView(DeviceAPIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class VisitUploadView(DeviceAPIView):
-    throttle_classes = [VisitUploadIPThrottle, VisitUploadDeviceThrottle]
-
-    @extend_schema(
-        operation_id="visits_upload",
-        request=s.VisitUploadSerializer,
-        parameters=[_RETRY_AFTER],
-        responses={202: s.AcceptedSerializer, **_errors(400, 401, 413, 415, 429)},
-        tags=["visits"],
-    )
-    def post(self, request):
-        """Upload visit tokens: all or nothing; re-uploading is harmless."""
-        upload = s.VisitUploadSerializer(data=request.data)
-        upload.is_valid(raise_exception=True)
-        try:
-            accepted = visit_tokens_ingest(device=request.user, days=upload.to_days())
-        except DeviceDeleted as error:  # deleted by a concurrent request since authentication
-            raise AuthenticationFailed("Unknown device secret.") from error
-        return Response({"accepted": accepted}, status=status.HTTP_202_ACCEPTED)
-
-
 class NotificationListView(DeviceAPIView):
     throttle_classes = [DeviceReadThrottle]
 
     @extend_schema(
         operation_id="notifications_list",
-        parameters=[s.NotificationQuerySerializer, _RETRY_AFTER],
-        responses={200: s.NotificationListSerializer, **_errors(400, 401, 429)},
+        parameters=[s.NotificationQuerySerializer, RETRY_AFTER],
+        responses={200: s.NotificationListSerializer, **error_responses(400, 401, 429)},
         tags=["notifications"],
     )
     def get(self, request):
@@ -191,8 +168,8 @@ class NotificationDetailView(DeviceAPIView):
 
     @extend_schema(
         operation_id="notifications_read",
-        parameters=[OpenApiParameter("notification_id", int, OpenApiParameter.PATH), _RETRY_AFTER],
-        responses={200: s.NotificationItemSerializer, **_errors(401, 404, 429)},
+        parameters=[OpenApiParameter("notification_id", int, OpenApiParameter.PATH), RETRY_AFTER],
+        responses={200: s.NotificationItemSerializer, **error_responses(401, 404, 429)},
         tags=["notifications"],
     )
     def get(self, request, notification_id: str):
@@ -235,7 +212,7 @@ class ExposureFeedView(PhoneAPIView):
         responses={
             200: s.ExposurePageSerializer,
             304: OpenApiResponse(description="Not modified (If-None-Match matched the ETag)."),
-            **_errors(400),
+            **error_responses(400),
         },
         tags=["exposures"],
     )

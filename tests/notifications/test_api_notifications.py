@@ -20,6 +20,7 @@ from tests.phone.server import (
     official,
     phone_http,
     row_counts,
+    uploads_swept,
     venue_make,
     venue_qr_text,
 )
@@ -51,8 +52,8 @@ def scene(django_capture_on_commit_callbacks):
         days = phone.visit_tokens(code.vk, t_in, t_in + minutes * 60, settings.TIME_ZONE)
         if only_day_token:
             days = {date: [phone.day_token(code.vk, date)] for date in days}
-        with django_capture_on_commit_callbacks(execute=True):
-            visit_tokens_ingest(device=device, days=days)
+        visit_tokens_ingest(device=device, days=days)
+        uploads_swept()
 
     def publish(start, minutes, **case_fields):
         with django_capture_on_commit_callbacks(execute=True):

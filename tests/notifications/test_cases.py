@@ -13,8 +13,6 @@ from leavehome.models import AuditEntry
 from notifications import matching
 from notifications.cases import (
     CaseStateError,
-    case_publish,
-    case_publish_later,
     case_visit_window_errors,
     case_visits_csv_parse,
     case_visits_import,
@@ -23,7 +21,7 @@ from notifications.cases import (
 from notifications.devices import device_register
 from notifications.exposures import case_visit_exposures
 from notifications.models import Case, CaseVisit, ExposureFeedItem, ExposureToken, MatchingRun, Notification
-from notifications.tasks import publish_case
+from notifications.tasks import case_publish_and_match, case_publish_later, publish_case
 from notifications.tokens import b64u_encode
 from notifications.visits import visit_tokens_ingest
 from tests.phone.derivation import visit_tokens
@@ -106,7 +104,7 @@ def test_a_code_issued_after_the_window_is_not_used(draft, venue, yesterday_noon
 
 def test_publishing_stores_exposures_appends_the_feed_and_audits(draft, official, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        case_publish(case=draft, actor=official)
+        case_publish_and_match(case=draft, actor=official)
 
     draft.refresh_from_db()
     assert draft.status == Case.Status.PUBLISHED and draft.published_at
@@ -156,7 +154,7 @@ def test_a_big_publication_is_shared_out_in_one_task_per_date_and_batch(
     )
 
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        case_publish(case=draft, actor=official)
+        case_publish_and_match(case=draft, actor=official)
 
     # Two visits on each of two dates, two per batch: one task per date.
     assert len(callbacks) == 2
@@ -166,15 +164,15 @@ def test_a_big_publication_is_shared_out_in_one_task_per_date_and_batch(
 
 
 def test_a_case_can_be_published_once(draft, official):
-    case_publish(case=draft, actor=official)
+    case_publish_and_match(case=draft, actor=official)
     with pytest.raises(CaseStateError):
-        case_publish(case=draft, actor=official)
+        case_publish_and_match(case=draft, actor=official)
 
 
 def test_a_window_in_the_future_is_not_published_and_nothing_is_written(draft, official):
     draft.visits.update(end=timezone.now() + dt.timedelta(hours=1))
     with pytest.raises(ValidationError):
-        case_publish(case=draft, actor=official)
+        case_publish_and_match(case=draft, actor=official)
     draft.refresh_from_db()
     assert draft.status == Case.Status.DRAFT
     assert not ExposureToken.objects.exists() and not ExposureFeedItem.objects.exists()
@@ -198,7 +196,7 @@ def test_withdrawing_marks_notifications_and_feed_items_withdrawn(
         days = visit_tokens(vk_decrypt(venue.codes.get()), start, start + 600, settings.TIME_ZONE)
         visit_tokens_ingest(device=device, days=days)
     with django_capture_on_commit_callbacks(execute=True):
-        case_publish(case=draft, actor=official)
+        case_publish_and_match(case=draft, actor=official)
     notification = Notification.objects.get()
     assert (notification.device_id, notification.risk, notification.status) == (device.pk, "high", "active")
 
@@ -271,7 +269,7 @@ def test_csv_import_is_all_or_nothing(draft, venue, official, yesterday_noon):
 
 
 def test_csv_import_needs_a_draft(draft, venue, official, yesterday_noon):
-    case_publish(case=draft, actor=official)
+    case_publish_and_match(case=draft, actor=official)
     day = yesterday_noon.date().isoformat()
     rows = case_visits_csv_parse(_csv((str(venue.pk), f"{day} 18:00", f"{day} 19:30")))
     with pytest.raises(CaseStateError):

@@ -18,13 +18,13 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
 from notifications import matching, partitions
-from notifications.cases import case_publish
 from notifications.devices import device_register
-from notifications.models import Case, CaseVisit, ExposureToken, MatchingRun, Notification, VisitToken
+from notifications.models import Case, CaseVisit, ExposureToken, MatchingRun, Notification, UploadBacklog, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
-from notifications.tasks import match_publication, match_uploads
+from notifications.tasks import case_publish_and_match, match_publication, match_uploads
 from notifications.visits import visit_tokens_ingest
 from tests.phone.derivation import visit_tokens
+from tests.phone.server import uploads_swept
 from venues.keys import signing_key_create
 from venues.keystore import vk_decrypt
 from venues.models import VenueCode
@@ -45,8 +45,9 @@ def make_venue(owner, name):
 
 
 def upload(device, code, t_in, t_out):
-    """What a phone does: derive its tokens for one visit and upload them."""
+    """What a phone does: derive its tokens for one visit and upload them; then the sweep matches them."""
     visit_tokens_ingest(device=device, days=visit_tokens(vk_decrypt(code), t_in, t_out, settings.TIME_ZONE))
+    uploads_swept()
 
 
 def notifications_seen():
@@ -171,7 +172,7 @@ def test_notifications_equal_the_protocol_oracle(world, django_capture_on_commit
                     (case_visit.pk, venues[venue_n].pk, int(start_at.timestamp()) - pad, int(end_at.timestamp()) + pad)
                 )
             with django_capture_on_commit_callbacks(execute=True):
-                case_publish(case=case, actor=None)
+                case_publish_and_match(case=case, actor=None)
         upload_all(after_publication=True)
 
         assert notifications_seen() == oracle(done_visits, windows)
@@ -195,7 +196,7 @@ def published(world, django_capture_on_commit_callbacks):
         case=case, venue=venue, start=noon + dt.timedelta(minutes=40), end=noon + dt.timedelta(minutes=70)
     )
     with django_capture_on_commit_callbacks(execute=True):
-        case_publish(case=case, actor=None)
+        case_publish_and_match(case=case, actor=None)
     return device, case_visit, noon.date()
 
 
@@ -206,7 +207,11 @@ def test_the_matching_tasks_run_twice_create_no_duplicate(published):
 
     # Redelivery of each task (acks_late: a worker died after the commit, before the ack).
     assert match_publication.apply(args=[case_visit.case_id, [case_visit.pk], date.isoformat()]).get() == 0
-    assert match_uploads.apply(args=[str(device.pk), [date.isoformat()]]).get() == 0
+    assert uploads_swept() == 0  # a repeated sweep finds the backlog empty
+    # The same dates queued again (a per-upload message of an earlier release, an upload
+    # retried): swept again, they notify nobody twice.
+    match_uploads.apply(args=[str(device.pk), [date.isoformat()]]).get()
+    assert uploads_swept() == 1
 
     after = Notification.objects.get()
     assert (after.pk, after.risk, after.updated_at) == (before.pk, "high", before.updated_at)
@@ -224,7 +229,7 @@ def test_a_later_slot_upload_upgrades_a_low_notification_to_high(world, django_c
         case=case, venue=venue, start=morning + dt.timedelta(hours=5), end=morning + dt.timedelta(hours=6)
     )
     with django_capture_on_commit_callbacks(execute=True):
-        case_publish(case=case, actor=None)
+        case_publish_and_match(case=case, actor=None)
     low = Notification.objects.get()
     assert low.risk == "low"
 
@@ -255,11 +260,14 @@ def test_publication_runs_are_recorded_for_the_dashboard(published):
 # --- the SQL's guards ------------------------------------------------------------------------
 
 
-def test_upload_matching_takes_a_bounded_number_of_queries(published, django_assert_max_num_queries):
-    device, _case_visit, date = published
-    dates = [date - dt.timedelta(days=n) for n in range(5)]
-    with django_assert_max_num_queries(3):  # savepoint, the upsert, release
-        matching.uploads_match(device_id=device.pk, dates=dates)
+def test_a_sweep_batch_takes_a_bounded_number_of_queries(published, django_assert_max_num_queries):
+    _device, _case_visit, date = published
+    for n in range(5):
+        for _other in range(20):
+            matching.uploads_backlog_add(device_id=device_register()[0].pk, dates=[date - dt.timedelta(days=n)])
+    # savepoint, claim, the upsert, the backlog delete, release: whatever the batch's size
+    with django_assert_max_num_queries(5):
+        assert matching.uploads_sweep_batch().uploads == 100
 
 
 def test_publication_matching_takes_a_bounded_number_of_queries(published, django_assert_max_num_queries):
@@ -299,15 +307,18 @@ def test_publication_matching_plan_probes_the_token_hash_index_of_one_partition(
 
 
 @pytest.mark.postgres
-def test_upload_matching_plan_reads_one_partition_through_an_index(published):
+def test_sweep_plan_reads_one_partition_through_an_index(published):
     device, _case_visit, date = published
     _fill_date(date, 20_000)
-    plan = _explain(matching.uploads_match_statement(device_id=device.pk, dates=[date]))
+    matching.uploads_backlog_add(device_id=device.pk, dates=[date])
+    backlog_ids = list(UploadBacklog.objects.values_list("id", flat=True))
+    plan = _explain(matching.uploads_sweep_statement(backlog_ids=backlog_ids, dates=[date]))
     # With few live exposures the planner probes the token hash per exposure; with many, it
-    # reads the device's rows through the device hash. Either way: no scan of a partition.
+    # reads the claimed devices' rows through the device hash. Either way: no scan of a partition.
     partition = f"notifications_visittoken_p{date:%Y%m%d}"
     assert f"{partition}_token_idx" in plan or f"{partition}_device_id_idx" in plan, plan
     assert "Seq Scan on notifications_visittoken" not in plan, plan
+    assert "notifications_visittoken_default" not in plan, plan  # pruned to the batch's dates
 
 
 def test_exposure_tokens_are_those_of_protocol_section_3(published):

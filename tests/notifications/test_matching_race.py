@@ -4,8 +4,9 @@ Then a withdrawal racing matching: the case row lock orders them, so no notifica
 withdrawn case stays active.
 
 Each thread has its own database connection (Django's are per thread), so each transaction
-cannot see the other's rows until it commits. Tasks run eagerly in the committing thread,
-right after its commit, as a worker would pick them up. Two interleavings are forced with
+cannot see the other's rows until it commits. Matching runs in the committing thread,
+right after its commit, as a worker would pick it up: the publication's tasks eagerly, the
+upload's sweep explicitly. Two interleavings are forced with
 barriers (each transaction held open while the other commits and matches), then uploads and
 publications are let loose together, repeatedly.
 """
@@ -20,13 +21,15 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from notifications.cases import case_publish, case_withdraw
+from notifications.cases import case_withdraw
 from notifications.devices import device_register
-from notifications.matching import uploads_match
-from notifications.models import Case, CaseVisit, Notification, VisitToken
+from notifications.matching import uploads_backlog_add, uploads_sweep_batch
+from notifications.models import Case, CaseVisit, Notification, UploadBacklog, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
+from notifications.tasks import case_publish_and_match
 from notifications.visits import visit_tokens_ingest
 from tests.phone.derivation import visit_tokens
+from tests.phone.server import uploads_swept
 from venues.keys import signing_key_create
 from venues.keystore import vk_decrypt
 from venues.models import VenueCode
@@ -104,10 +107,11 @@ def _round_upload_held_open(venue, vk, noon, reference):
             visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
             uploaded.wait()
             published.wait()  # the publication has committed and matched without our tokens
+        uploads_swept()
 
     def publish():
         uploaded.wait()
-        case_publish(case=case, actor=None)
+        case_publish_and_match(case=case, actor=None)
         published.wait()
 
     _run_all([upload_held_open, publish])
@@ -122,13 +126,14 @@ def _round_publication_held_open(venue, vk, noon, reference):
 
     def publish_held_open():
         with transaction.atomic():
-            case_publish(case=case, actor=None)
+            case_publish_and_match(case=case, actor=None)
             published.wait()
             uploaded.wait()  # the upload has committed and matched without our exposures
 
     def upload():
         published.wait()
         visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
+        uploads_swept()
         uploaded.wait()
 
     _run_all([publish_held_open, upload])
@@ -144,10 +149,11 @@ def _round_free(venue, vk, noon, reference):
     def upload(device):
         start.wait()
         visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
+        uploads_swept()
 
     def publish():
         start.wait()
-        case_publish(case=case, actor=None)
+        case_publish_and_match(case=case, actor=None)
 
     _run_all([publish] + [lambda device=device: upload(device) for device in devices])
     one_each = Notification.objects.filter(case_visit__case=case, device__in=devices).count() == UPLOADERS
@@ -164,6 +170,35 @@ def test_a_publication_committed_after_the_upload_matched_still_finds_it(scene):
 
 def test_concurrent_uploads_and_publication_lose_no_match(scene):
     assert all(_round_free(*scene, f"free-{n}") for n in range(ROUNDS))
+
+
+def test_an_upload_committed_while_a_sweep_runs_is_matched_once_by_a_later_sweep(scene):
+    venue, vk, noon = scene
+    case = _published(venue, noon, "upload-during-sweep")
+    first, second = device_register()[0], device_register()[0]
+    visit_tokens_ingest(device=first, days=_visit_days(vk, noon))
+    claimed, uploaded = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=60)
+    swept = []
+
+    def sweep_held_open():
+        with transaction.atomic():
+            swept.append(uploads_sweep_batch().uploads)  # claims the first upload's row
+            claimed.wait()
+            uploaded.wait()  # the second upload committed and was swept meanwhile
+
+    def upload_and_sweep():
+        claimed.wait()
+        visit_tokens_ingest(device=second, days=_visit_days(vk, noon))
+        # A concurrent sweep skips the rows the open one holds and takes only the new upload.
+        swept.append(uploads_sweep_batch().uploads)
+        uploaded.wait()
+
+    _run_all([sweep_held_open, upload_and_sweep])
+    assert sorted(swept) == [1, 1]
+    assert uploads_swept() == 0
+    assert not UploadBacklog.objects.exists()
+    notified = Notification.objects.filter(case_visit__case=case).values_list("device_id", "risk")
+    assert sorted(notified) == sorted([(first.pk, "high"), (second.pk, "high")])
 
 
 # --- a withdrawal racing matching ------------------------------------------------------------
@@ -186,7 +221,7 @@ def _wait_until_blocked(query_fragment):
 
 def _published(venue, noon, reference):
     case = _new_case(venue, noon, reference)
-    case_publish(case=case, actor=None)  # no tokens stored yet: matches nothing
+    case_publish_and_match(case=case, actor=None)  # no tokens stored yet: matches nothing
     return case
 
 
@@ -205,6 +240,7 @@ def test_an_upload_matched_while_its_case_is_being_withdrawn_stays_unnotified(sc
     def upload():
         withdrawn.wait()
         visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
+        uploads_swept()
 
     _run_all([withdraw_held_open, upload])
     assert not Notification.objects.filter(case_visit__case=case, status="active").exists()
@@ -219,11 +255,12 @@ def test_a_match_committed_while_its_case_is_being_withdrawn_is_marked_withdrawn
         for date, tokens in _visit_days(vk, noon).items()
         for token in tokens
     )
+    uploads_backlog_add(device_id=device.pk, dates=[noon.date()])
     matched = threading.Barrier(2, timeout=60)
 
     def match_held_open():
         with transaction.atomic():
-            assert uploads_match(device_id=device.pk, dates=[noon.date()])
+            assert uploads_sweep_batch().notification_ids
             matched.wait()
             _wait_until_blocked("FOR UPDATE")  # the withdrawal waits for our commit
 

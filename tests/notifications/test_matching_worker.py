@@ -19,11 +19,10 @@ from django.contrib.auth import get_user_model
 from django.db import connection, connections, transaction
 from django.utils import timezone
 
-from notifications.cases import case_publish
 from notifications.devices import device_register
 from notifications.models import Case, CaseVisit, MatchingRun, Notification, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
-from notifications.tasks import match_publication
+from notifications.tasks import case_publish_and_match, match_publication
 from tests.phone.derivation import visit_tokens
 from venues.keys import signing_key_create
 from venues.keystore import vk_decrypt
@@ -76,7 +75,7 @@ def exposed_case():
 
 def test_a_publication_is_matched_by_the_worker_and_a_repeated_task_adds_nothing(live_worker, exposed_case):
     device, case, date = exposed_case
-    case_publish(case=case, actor=None)  # commits; the task goes through the broker
+    case_publish_and_match(case=case, actor=None)  # commits; the task goes through the broker
     _wait_for(lambda: Notification.objects.filter(device=device, risk="high").exists(), "the publication's match")
 
     match_publication.delay(case.pk, list(case.visits.values_list("pk", flat=True)), date.isoformat())
@@ -125,7 +124,7 @@ def test_a_worker_killed_mid_task_is_redelivered_and_creates_no_duplicate(live_w
     holder.start()
     try:
         assert locked.wait(WAIT_SECONDS)
-        case_publish(case=case, actor=None)
+        case_publish_and_match(case=case, actor=None)
         _wait_for(_matching_statement_waits_on_a_lock, "the worker's matching statement to block")
         for child in _pool_children(live_worker.process.pid):
             os.kill(child, signal.SIGKILL)  # the task dies mid-statement, unacknowledged

@@ -7,11 +7,11 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from notifications.cases import case_publish
 from notifications.models import Case, CaseVisit, PushChannel, PushDelivery
 from notifications.push import delivery
 from notifications.push.delivery import push_later
 from notifications.push.tasks import push_deliver
+from notifications.tasks import case_publish_and_match
 from tests.notifications.push_fixtures import (
     deliveries_of,
     device_with_channel,
@@ -48,7 +48,7 @@ def test_publication_pushes_an_encrypted_pointer_that_leads_the_phone_to_its_not
     start = timezone.now() - dt.timedelta(hours=3)
     CaseVisit.objects.create(case=case, venue=venue, start=start, end=start + dt.timedelta(minutes=30))
     with django_capture_on_commit_callbacks(execute=True):
-        case_publish(case=case, actor=official)
+        case_publish_and_match(case=case, actor=official)
 
     # The push service got one push, with a valid VAPID token for its origin, and the browser
     # decrypts a pointer: no venue, time or risk, only what to fetch.

@@ -1,4 +1,4 @@
-"""notifications.visits.visit_tokens_ingest: one bulk statement, idempotent, matched after commit."""
+"""notifications.visits.visit_tokens_ingest: one bulk statement, idempotent, queued for the sweep."""
 
 import datetime as dt
 import secrets
@@ -9,10 +9,10 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from notifications.models import Notification, VisitToken
+from notifications.models import Notification, UploadBacklog, VisitToken
 from notifications.visits import visit_tokens_ingest
 from tests import phone
-from tests.phone.server import case_publish_at, device_with_secret, venue_make, venue_qr_text
+from tests.phone.server import case_publish_at, device_with_secret, uploads_swept, venue_make, venue_qr_text
 from venues.codes import qr_prefix
 from venues.keys import jwks_document
 
@@ -62,7 +62,7 @@ def test_two_devices_may_hold_the_same_token():
     assert VisitToken.objects.filter(token=token).count() == 2
 
 
-def test_an_upload_is_matched_against_live_exposures_after_it_commits(django_capture_on_commit_callbacks):
+def test_an_upload_is_queued_in_the_backlog_and_matched_by_the_sweep(django_capture_on_commit_callbacks):
     venue = venue_make()
     code = phone.verify_venue_code(
         venue_qr_text(venue), prefix=qr_prefix(), issuer=settings.SITE_URL, jwks=jwks_document(), revocations={}
@@ -73,13 +73,15 @@ def test_an_upload_is_matched_against_live_exposures_after_it_commits(django_cap
     device, _ = device_with_secret()
     t_in = int(start.timestamp()) + 1800
     days = phone.visit_tokens(code.vk, t_in, t_in + 600, settings.TIME_ZONE)
-    with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        visit_tokens_ingest(device=device, days=days)
-    assert not Notification.objects.exists()  # nothing is matched before the upload commits
-    for callback in callbacks:
-        callback()
+    visit_tokens_ingest(device=device, days=days)
+    assert not Notification.objects.exists()  # nothing is matched by the upload itself
+    assert sorted(UploadBacklog.objects.values_list("device_id", "date")) == [
+        (device.pk, date) for date in sorted(days)
+    ]
+    assert uploads_swept() == len(days)
     notification = Notification.objects.get(device=device)
     assert (notification.case_visit, notification.risk) == (case_visit, "high")
+    assert not UploadBacklog.objects.exists()
 
 
 def test_empty_upload_writes_nothing_and_schedules_nothing(django_capture_on_commit_callbacks):

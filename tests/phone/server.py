@@ -96,11 +96,18 @@ def official():
 
 def case_publish_at(*, venue, start: dt.datetime, minutes: int = 60, **case_fields) -> CaseVisit:
     """Publish a case with one visit through the matching engineer's service; returns the visit."""
-    from notifications.cases import case_publish
+    from notifications.tasks import case_publish_and_match
 
     visit = case_visit_make(venue=venue, start=start, minutes=minutes, status=Case.Status.DRAFT, **case_fields)
-    case_publish(case=visit.case, actor=official())
+    case_publish_and_match(case=visit.case, actor=official())
     return visit
+
+
+def uploads_swept() -> int:
+    """Sweep the upload backlog until it is empty, as beat's workers would; returns the uploads matched."""
+    from notifications.tasks import uploads_sweep
+
+    return uploads_sweep()
 
 
 def case_visit_make(*, venue, start: dt.datetime, minutes: int = 60, status=Case.Status.PUBLISHED, **case_fields):
