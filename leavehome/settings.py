@@ -126,7 +126,7 @@ LOGIN_REDIRECT_URL = "venues:list"
 LOGOUT_REDIRECT_URL = "home"
 
 # How many proxies of ours stand in front of gunicorn (nginx: 1). Throttles and login
-# lockouts take the client's address from X-Forwarded-For by this count (leavehome/clients.py).
+# lockouts take the client's address from X-Forwarded-For by this count (leavehome/ratelimit.py).
 PROXY_COUNT = env_int("PROXY_COUNT", 0)
 
 # Brute-force protection: lock a username from one address after repeated failures. The
@@ -136,7 +136,7 @@ AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_CLIENT_IP_CALLABLE = "leavehome.clients.client_address"
+AXES_CLIENT_IP_CALLABLE = "leavehome.clients.request_client_address"
 
 # Staff must log in to the admin with a second factor in production.
 OTP_ADMIN_REQUIRED = env_bool("OTP_ADMIN_REQUIRED", not DEBUG)
@@ -282,9 +282,9 @@ VENUE_IMPORT_MAX_ROWS = env_int("VENUE_IMPORT_MAX_ROWS", 5000)
 # How long an e-mail verification or password reset link stays valid (Django's setting).
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
 # Account e-mails (sign-up verification, password reset) each cost a mail and can flood an
-# inbox: at most this many an hour to one address, and from one client address.
-ACCOUNT_MAILS_PER_ADDRESS_HOURLY = env_int("ACCOUNT_MAILS_PER_ADDRESS_HOURLY", 3)
-ACCOUNT_MAILS_PER_CLIENT_HOURLY = env_int("ACCOUNT_MAILS_PER_CLIENT_HOURLY", 10)
+# inbox: at most this rate to one e-mail address, and from one client address.
+ACCOUNT_MAIL_RATE_ADDRESS = env("ACCOUNT_MAIL_RATE_ADDRESS", "3/hour")
+ACCOUNT_MAIL_RATE_CLIENT = env("ACCOUNT_MAIL_RATE_CLIENT", "10/hour")
 # A locked-out owner gets a page in their language pointing at password reset (HTTP 429).
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 

@@ -1,5 +1,7 @@
 """Owner account pages: sign-up, verification, log-in and the rest of Django's auth views."""
 
+import hashlib
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login
@@ -9,32 +11,25 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters
 
-from leavehome.clients import client_address
-from leavehome.ratelimits import rate_limit_hit
+from leavehome.ratelimit import Limit, client_address, rate_limits_hit
 from venues.accounts import owner_details_change, owner_sign_up, owner_verify
 from venues.forms import AccountForm, EmailAuthenticationForm, SignUpForm
-
-MAIL_WINDOW_SECONDS = 3600
 
 
 def _account_mail_throttled(request, email: str) -> bool:
     """Count one account e-mail to ``email`` asked from this client; True when over either limit.
 
     Every valid request counts, whether or not an account exists, so the answer reveals nothing.
+    The e-mail address is counted by its SHA-256: the cache holds no address in clear.
     """
-    to_address = rate_limit_hit(
-        "account-mail-address",
-        email.strip().lower(),
-        limit=settings.ACCOUNT_MAILS_PER_ADDRESS_HOURLY,
-        seconds=MAIL_WINDOW_SECONDS,
+    address = hashlib.sha256(email.strip().lower().encode()).hexdigest()[:32]
+    wait = rate_limits_hit(
+        [
+            Limit("account_mail_address", address, settings.ACCOUNT_MAIL_RATE_ADDRESS),
+            Limit("account_mail_client", client_address(request.META), settings.ACCOUNT_MAIL_RATE_CLIENT),
+        ]
     )
-    from_client = rate_limit_hit(
-        "account-mail-client",
-        client_address(request) or "",
-        limit=settings.ACCOUNT_MAILS_PER_CLIENT_HOURLY,
-        seconds=MAIL_WINDOW_SECONDS,
-    )
-    return to_address or from_client
+    return wait is not None
 
 
 def _throttled(request, template, form):

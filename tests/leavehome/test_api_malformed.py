@@ -38,11 +38,11 @@ def secret():
     return device_with_secret()[1]
 
 
-def _assert_parse_error(response):
+def _assert_parse_error(response, codes=("parse_error",)):
     assert response.status_code == 400, response.content[:300]
     assert response["Content-Type"].startswith("application/json")
     body = response.json()
-    assert body["error"]["code"] == "parse_error"
+    assert body["error"]["code"] in codes
     assert body["error"]["message"]
 
 
@@ -60,7 +60,8 @@ def test_push_channel_refuses_malformed_json(client, secret, body):
 @pytest.mark.parametrize("body", MALFORMED.values(), ids=MALFORMED.keys())
 def test_visit_upload_refuses_malformed_json_and_stores_nothing(client, secret, body):
     response = client.post("/api/v1/visits", data=body, content_type="application/json", **bearer(secret))
-    _assert_parse_error(response)
+    # The upload's own parser (orjson) takes 40 levels and refuses their shape instead.
+    _assert_parse_error(response, codes=("parse_error", "invalid"))
     assert not VisitToken.objects.exists()
 
 
