@@ -137,6 +137,9 @@ AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "leavehome.clients.request_client_address"
+# Privacy: successful logins leave no record; failures are deleted by the retention purge
+# once past the cool-off (leavehome/logins.py).
+AXES_DISABLE_ACCESS_LOG = True
 
 # Staff must log in to the admin with a second factor in production.
 OTP_ADMIN_REQUIRED = env_bool("OTP_ADMIN_REQUIRED", not DEBUG)
