@@ -1,6 +1,21 @@
 from django.contrib import admin
+from django_otp.admin import OTPAdminAuthenticationForm
 
 from leavehome.models import AuditEntry
+
+
+class StaffLoginForm(OTPAdminAuthenticationForm):
+    """The two-factor admin login, minus django-otp's habit of re-rendering the password.
+
+    When the password is right but the one-time code is missing or wrong, django-otp turns on
+    the password widget's ``render_value`` so the form comes back filled in: the password then
+    sits in the page's HTML (browser caches, screenshots, "view source"). Here it is typed again.
+    """
+
+    def _update_form(self, user):
+        super()._update_form(user)
+        if "password" in self.fields:
+            self.fields["password"].widget.render_value = False
 
 
 class ReadOnlyAdminMixin:

@@ -6,11 +6,13 @@ from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from leavehome import views
+from leavehome.admin import StaffLoginForm
 
 if settings.OTP_ADMIN_REQUIRED:
     # Staff log in to the admin with a TOTP code as well (django-otp; on by default in
     # production). Swapping the class keeps every app's registrations on admin.site.
     admin.site.__class__ = OTPAdminSite
+    admin.site.login_form = StaffLoginForm
 
 admin.site.site_header = _("LeaveHome administration")
 admin.site.site_title = _("LeaveHome")

@@ -230,8 +230,10 @@ def test_with_otp_required_the_admin_login_asks_for_a_one_time_password():
     # urls.py decides at import time, so this runs in a fresh process with the setting on.
     script = (
         "from django.test import Client; from django.contrib import admin; from django_otp.admin import OTPAdminSite;"
+        "from leavehome.admin import StaffLoginForm;"
         "page = Client().get('/admin/login/');"
-        "print(isinstance(admin.site._wrapped, OTPAdminSite), b'name=\"otp_token\"' in page.content)"
+        "print(isinstance(admin.site._wrapped, OTPAdminSite), b'name=\"otp_token\"' in page.content,"
+        " admin.site.login_form is StaffLoginForm)"
     )
     env = {**os.environ, "OTP_ADMIN_REQUIRED": "1", "DJANGO_SETTINGS_MODULE": "leavehome.settings"}
     env.pop("DATABASE_URL", None)  # the login page needs no database
@@ -244,4 +246,23 @@ def test_with_otp_required_the_admin_login_asks_for_a_one_time_password():
         timeout=120,
         check=True,
     )
-    assert done.stdout.strip().splitlines()[-1] == "True True"
+    assert done.stdout.strip().splitlines()[-1] == "True True True"
+
+
+def test_the_two_factor_login_never_puts_the_typed_password_in_the_page(rf, db):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from leavehome.admin import StaffLoginForm
+
+    staff = _staff("official", group="Health officials")
+    staff.set_password("typed-secret-password-77")
+    staff.save()
+    TOTPDevice.objects.create(user=staff, name="phone", confirmed=True)
+    request = rf.post("/admin/login/")
+    for token in ("", "000000"):  # the code not yet typed, then a wrong one
+        form = StaffLoginForm(
+            request, data={"username": "official", "password": "typed-secret-password-77", "otp_token": token}
+        )
+        assert not form.is_valid()
+        assert form.get_user() is not None  # the password was right: the form waits for the code
+        assert "typed-secret-password-77" not in form.as_p()
