@@ -21,7 +21,7 @@ from notifications.partitions import visit_token_partitions_ensure
 from notifications.tasks import case_publish_and_match
 from tests.conftest import workers_on
 from tests.deploy.test_topology import RABBITMQ_URL
-from tests.notifications.test_matching_worker import ZONE, _matching_statement_waits_on_a_lock
+from tests.notifications.test_matching_worker import ZONE, _matching_statement_waits_on_a_lock, _wait_for
 from tests.phone.derivation import visit_tokens
 from venues.keys import signing_key_create
 from venues.keystore import vk_decrypt
@@ -33,15 +33,6 @@ pytestmark = [pytest.mark.postgres, pytest.mark.broker, pytest.mark.slow, pytest
 DATES, DEVICES = 10, 200
 # The drill's promise: everything notified within two minutes of the worker's restart.
 RECOVERY_SECONDS = 120
-
-
-def _wait_for(condition, what, seconds):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.5)
-    pytest.fail(f"timed out after {seconds} s waiting for {what}")
 
 
 @pytest.fixture
