@@ -101,3 +101,30 @@ def test_the_landing_page_names_no_venue_from_an_unverified_code(page, live_serv
     page.goto(f"{live_server.url}/c/#{jws}")
     page.wait_for_selector("html[data-code-check=valid]", state="attached")
     assert page.inner_text("#venue-name") == "好運麵家 · Lucky Noodle House"
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_closing_a_venue_asks_first_under_the_csp(page, live_server, client):
+    venue = venue_make()
+    refused = []
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
+    client.force_login(venue.owner)
+    page.context.add_cookies(
+        [{"name": "sessionid", "value": client.cookies["sessionid"].value, "url": live_server.url}]
+    )
+    questions = []
+
+    def decline(dialog):
+        questions.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", decline)
+    page.goto(f"{live_server.url}/venues/{venue.pk}/")
+    page.click("button.danger")
+    assert questions and "Close this venue for good?" in questions[0]
+    venue.refresh_from_db()
+    assert venue.status == Venue.Status.ACTIVE
+    assert refused == []
