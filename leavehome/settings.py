@@ -161,6 +161,10 @@ STORAGES = {
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 
+# Files the workers write for owners to download (posters ZIPs): a directory every web and
+# worker process shares (or set the "default" storage to an object store).
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
+
 # --- E-mail (console by default; SMTP when EMAIL_HOST is set) -----------------------------
 EMAIL_HOST = env("EMAIL_HOST")
 if EMAIL_HOST:
@@ -282,6 +286,10 @@ CELERY_BEAT_SCHEDULE = {}
 POSTER_CJK_FONT = env("POSTER_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 # The express channel's upper bound on branches per CSV (LeaveHomeSafe's largest chains).
 VENUE_IMPORT_MAX_ROWS = env_int("VENUE_IMPORT_MAX_ROWS", 5000)
+# Posters ZIPs are built by workers: at most this many at once per owner, each file kept this
+# many hours for download (venues/poster_builds.py).
+POSTER_BUILDS_PER_OWNER = env_int("POSTER_BUILDS_PER_OWNER", 2)
+POSTER_BUILD_HOURS = env_int("POSTER_BUILD_HOURS", 24)
 # How long an e-mail verification or password reset link stays valid (Django's setting).
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
 # Account e-mails (sign-up verification, password reset) each cost a mail and can flood an
@@ -370,6 +378,7 @@ CELERY_BEAT_SCHEDULE["notifications-uploads-sweep"] = {
     "schedule": UPLOAD_SWEEP_INTERVAL,
     "options": {"expires": max(UPLOAD_SWEEP_INTERVAL, 1.0) * 5},
 }
+CELERY_BEAT_SCHEDULE["venues-poster-builds-purge"] = {"task": "venues.poster_builds_purge", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",
     "schedule": 6 * 3600.0,

@@ -1,0 +1,19 @@
+"""Celery tasks of the venues app: thin wrappers around venues/poster_builds.py."""
+
+from celery import shared_task
+
+from venues import poster_builds
+
+_TASK_OPTIONS = {"acks_late": True, "reject_on_worker_lost": True}
+
+
+@shared_task(name="venues.poster_build_run", ignore_result=True, **_TASK_OPTIONS)
+def poster_build_run(build_id: str) -> None:
+    """Build one posters ZIP (started by an owner; safe to run twice)."""
+    poster_builds.poster_build_run(build_id=build_id)
+
+
+@shared_task(name="venues.poster_builds_purge", ignore_result=True, **_TASK_OPTIONS)
+def poster_builds_purge() -> int:
+    """Delete expired posters ZIPs (beat, hourly)."""
+    return poster_builds.poster_builds_purge()
