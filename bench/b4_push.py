@@ -142,7 +142,7 @@ def fan_out(options: Options, devices: list, case_visit, receiver: str, processe
     from django.db import transaction
 
     from notifications.models import Notification
-    from notifications.push.delivery import push_later
+    from notifications.push.tasks import push_later
 
     notifications = Notification.objects.bulk_create(
         [Notification(device_id=device, case_visit=case_visit, risk="high") for device in devices], batch_size=5000

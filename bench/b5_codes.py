@@ -156,9 +156,9 @@ def _verify_sample(codes, jws_list) -> None:
     import jwt
     from jwt.algorithms import OKPAlgorithm
 
+    from leavehome.lib.b64u import b64u_encode
     from venues.keys import jwks_document
     from venues.keystore import vk_decrypt
-    from venues.signing import b64u_encode
 
     keys = {key["kid"]: OKPAlgorithm.from_jwk(key) for key in jwks_document()["keys"]}
     step = max(1, len(codes) // 50)

@@ -1,7 +1,27 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django_otp.admin import OTPAdminAuthenticationForm
 
 from leavehome.models import AuditEntry
+
+
+def admin_action_each(modeladmin, request, queryset, act, done_message) -> int:
+    """Apply ``act(obj)`` to each selected object; returns how many succeeded.
+
+    A refusal (ValidationError, ServiceError included) is shown as an error naming the object
+    and the others go on; the count of those done is shown once, when there are any.
+    """
+    done = 0
+    for obj in queryset:
+        try:
+            act(obj)
+        except ValidationError as error:
+            modeladmin.message_user(request, f"{obj}: {' '.join(error.messages)}", level=messages.ERROR)
+        else:
+            done += 1
+    if done:
+        modeladmin.message_user(request, done_message(done), level=messages.SUCCESS)
+    return done
 
 
 class StaffLoginForm(OTPAdminAuthenticationForm):

@@ -6,17 +6,23 @@ Every error answer, from every endpoint, is::
 
 ``code`` is a stable machine-readable word (DRF's error codes: ``invalid``,
 ``not_authenticated``, ``not_found``, ``throttled``, ``parse_error``,
-``unsupported_media_type``, ``request_too_large``…), ``message`` is for people, ``fields``
+``unsupported_media_type``, ``request_too_large``…, and each ServiceError's own:
+``case_state``, ``venue_state``, ``no_signing_key``…), ``message`` is for people, ``fields``
 appears on validation errors and maps a dotted path into the request body to its problems.
+Services raise Django's ValidationError or a ServiceError (leavehome/errors.py), never DRF's;
+the handler below maps both.
 """
 
 import json
 
 from django.core.exceptions import RequestDataTooBig
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import HttpResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from leavehome.errors import ServiceError
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -103,9 +109,26 @@ def _first_code(codes):
     return codes or "invalid"
 
 
+def _service_error_as_drf(exc: DjangoValidationError) -> exceptions.APIException:
+    """A service's refusal as the DRF exception the rest of the handler formats.
+
+    A field-level ValidationError keeps its paths (``message_dict``: dotted keys are already
+    paths into the body); a ServiceError keeps its code and status.
+    """
+    if hasattr(exc, "error_dict"):
+        return exceptions.ValidationError(exc.message_dict, code=getattr(exc, "code", None) or "invalid")
+    if isinstance(exc, ServiceError):
+        error = exceptions.APIException(exc.text, code=exc.code)
+        error.status_code = exc.status
+        return error
+    return exceptions.ValidationError({"_": exc.messages}, code=getattr(exc, "code", None) or "invalid")
+
+
 def exception_handler(exc, context):
     if isinstance(exc, RequestDataTooBig):
         exc = RequestTooLarge()
+    elif isinstance(exc, DjangoValidationError):
+        exc = _service_error_as_drf(exc)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None  # an unexpected error: Django's 500 handling and logging take over

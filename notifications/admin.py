@@ -18,11 +18,13 @@ from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from leavehome.admin import admin_action_each
 from leavehome.digits import AsciiIntegerFormField
 from notifications import cases, tasks
 from notifications.models import Case, CaseVisit, Device, MatchingRun, Notification
 from notifications.partitions import visit_tokens_stored_estimate
 from notifications.push.selectors import push_delivery_summary
+from venues.models import Venue
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
 IMPORT_MAX_BYTES = 256 * 1024
@@ -66,19 +68,6 @@ class CaseVisitInline(admin.TabularInline):
         return self._editable(obj) and super().has_delete_permission(request, obj)
 
 
-def _each_case(modeladmin, request, queryset, service, done_message):
-    done = 0
-    for case in queryset:
-        try:
-            service(case=case, actor=request.user)
-        except ValidationError as error:
-            modeladmin.message_user(request, f"{case}: {' '.join(error.messages)}", level=messages.ERROR)
-        else:
-            done += 1
-    if done:
-        modeladmin.message_user(request, done_message(done), level=messages.SUCCESS)
-
-
 @admin.register(Case)
 class CaseAdmin(admin.ModelAdmin):
     list_display = ["reference", "confirmed_on", "status", "visit_count", "published_at", "withdrawn_at"]
@@ -119,11 +108,11 @@ class CaseAdmin(admin.ModelAdmin):
     def publish(self, request, queryset):
         # A worker builds the exposures (it holds the tracing key); the case shows as
         # published once it has.
-        _each_case(
+        admin_action_each(
             self,
             request,
             queryset,
-            tasks.case_publish_later,
+            lambda case: tasks.case_publish_later(case=case, actor=request.user),
             lambda n: (
                 ngettext("%(n)d case queued for publication.", "%(n)d cases queued for publication.", n) % {"n": n}
             ),
@@ -131,11 +120,11 @@ class CaseAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Withdraw selected cases (their notifications are withdrawn)"), permissions=["publish"])
     def withdraw(self, request, queryset):
-        _each_case(
+        admin_action_each(
             self,
             request,
             queryset,
-            cases.case_withdraw,
+            lambda case: cases.case_withdraw(case=case, actor=request.user),
             lambda n: ngettext("%(n)d case withdrawn.", "%(n)d cases withdrawn.", n) % {"n": n},
         )
 
@@ -191,8 +180,6 @@ def _counts(queryset, *fields):
 
 def dashboard_figures() -> dict:
     """What the dashboard shows: a few grouped counts, each one query."""
-    from venues.models import Venue
-
     return {
         "venues": _counts(Venue.objects.all(), "status"),
         "devices": Device.objects.count(),

@@ -19,10 +19,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from leavehome.audit import audit_record
+from leavehome.errors import ServiceError
 from notifications import matching
 from notifications.exposures import exposures_store
 from notifications.feed import exposure_feed_append
 from notifications.models import Case, CaseVisit
+from venues.models import Venue
 
 # A CSV import is a list an official prepared by hand; more rows than this is a mistake.
 IMPORT_MAX_ROWS = 500
@@ -47,8 +49,11 @@ def case_visit_window_errors(*, start, end, now=None) -> list[str]:
     return errors
 
 
-class CaseStateError(ValidationError):
+class CaseStateError(ServiceError):
     """The case is not in a state that allows this action."""
+
+    code = "case_state"
+    status = 409
 
 
 def _case_lock(case: Case) -> Case:
@@ -144,8 +149,6 @@ def case_visits_csv_parse(text: str, *, now=None) -> list[ImportRow]:
     Every row comes back, with its errors (unknown venue, bad time, window not publishable),
     so the official sees the whole preview at once.
     """
-    from venues.models import Venue
-
     try:
         lines = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
     except csv.Error as error:

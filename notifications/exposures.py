@@ -16,6 +16,8 @@ from django.conf import settings
 
 from notifications import tokens
 from notifications.models import CaseVisit, ExposureToken, Risk
+from venues.keystore import vk_decrypt
+from venues.models import VenueCode
 
 # Rows per INSERT statement when storing exposure tokens.
 INSERT_BATCH = 2000
@@ -29,9 +31,6 @@ def case_visit_window(case_visit: CaseVisit) -> tuple[dt.datetime, dt.datetime]:
 
 def case_visit_exposures(case_visit: CaseVisit) -> list[ExposureToken]:
     """The exposure tokens of one case visit, unsaved (PROTOCOL §3)."""
-    from venues.keystore import vk_decrypt
-    from venues.models import VenueCode
-
     start, end = case_visit_window(case_visit)
     t_in, t_out = math.floor(start.timestamp()), math.ceil(end.timestamp())
     time_zone = ZoneInfo(settings.TIME_ZONE)

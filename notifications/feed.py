@@ -31,6 +31,7 @@ from django.db import connection, transaction
 from django.db.models import Exists, Min, OuterRef
 from psycopg import sql
 
+from leavehome.lib.sql import on_postgres, sql_text
 from notifications.models import Case, ExposureFeedItem, ExposureToken
 
 # Items per page. Never change it on a running deployment: caches hold pages by number.
@@ -105,7 +106,7 @@ def exposure_feed_append(*, case_visit_ids: Sequence[int], status: str) -> int:
     if not ids:
         return 0
     with transaction.atomic():
-        if connection.vendor != "postgresql":
+        if not on_postgres():
             return _sqlite_append(ids, status)
         query = _APPEND_ACTIVE if status == ExposureFeedItem.Status.ACTIVE else _APPEND_WITHDRAWN
         query = query.format(
@@ -117,7 +118,7 @@ def exposure_feed_append(*, case_visit_ids: Sequence[int], status: str) -> int:
         params = [ids] if status == ExposureFeedItem.Status.ACTIVE else [ids, ids]
         with connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_APPEND_LOCK])
-            cursor.execute(query.as_string(connection.connection), params)
+            cursor.execute(sql_text(query), params)
             return cursor.rowcount
 
 

@@ -65,6 +65,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 from psycopg import sql
 
+from leavehome.lib.sql import in_list, on_postgres, placeholders, sql_run
 from notifications.models import (
     Case,
     CaseVisit,
@@ -91,19 +92,6 @@ WITHDRAW_BATCH = 5000
 
 def _table(model) -> sql.Identifier:
     return sql.Identifier(model._meta.db_table)
-
-
-def _placeholders(count: int) -> sql.Composable:
-    return sql.SQL(", ").join([sql.Placeholder()] * count)
-
-
-def _run(query: sql.Composable, params: Sequence) -> list[tuple]:
-    """Execute a composed statement through Django's connection (so it joins the transaction)."""
-    context = connection.connection if connection.vendor == "postgresql" else None
-    text = query.as_string(context)
-    with connection.cursor() as cursor:
-        cursor.execute(text, params)
-        return cursor.fetchall() if cursor.description else []
 
 
 def _db_dates(dates: Iterable[dt.date]) -> list:
@@ -170,7 +158,7 @@ _MATCH_SELECT = sql.SQL(
 
 def _match_select(source: sql.Composable, where: sql.Composable) -> sql.Composable:
     # SQLite has no row locks: its writers are serialised by the database lock.
-    postgres = connection.vendor == "postgresql"
+    postgres = on_postgres()
     return _MATCH_SELECT.format(
         risk=_RISK,
         source=source,
@@ -181,13 +169,6 @@ def _match_select(source: sql.Composable, where: sql.Composable) -> sql.Composab
         case_lock=sql.SQL("FOR SHARE OF c" if postgres else ""),
         device_lock=sql.SQL("FOR KEY SHARE OF d" if postgres else ""),
     )
-
-
-def _id_list(ids: Sequence[int]) -> tuple[sql.Composable, list]:
-    """``IN (…)`` for a list of ids: one array parameter on PostgreSQL, placeholders on SQLite."""
-    if connection.vendor == "postgresql":
-        return sql.SQL("= ANY(%s)"), [list(ids)]
-    return sql.SQL("IN ({})").format(_placeholders(len(ids))), list(ids)
 
 
 def uploads_sweep_statement(*, backlog_ids: Sequence[int], dates: Iterable[dt.date]) -> tuple[sql.Composable, list]:
@@ -202,13 +183,13 @@ def uploads_sweep_statement(*, backlog_ids: Sequence[int], dates: Iterable[dt.da
     the plan).
     """
     db_dates = _db_dates(dates)
-    ids_in, id_params = _id_list(backlog_ids)
+    ids_in, id_params = in_list(backlog_ids)
     source = sql.SQL(
         """FROM {backlog} AS b
         JOIN {visit} AS v ON v.device_id = b.device_id AND v.date = b.date
         JOIN {exposure} AS e ON e.date = v.date AND e.token = v.token"""
     ).format(backlog=_table(UploadBacklog), visit=_table(VisitToken), exposure=_table(ExposureToken))
-    where = sql.SQL("b.id {ids_in} AND v.date IN ({dates})").format(ids_in=ids_in, dates=_placeholders(len(db_dates)))
+    where = sql.SQL("b.id {ids_in} AND v.date IN ({dates})").format(ids_in=ids_in, dates=placeholders(len(db_dates)))
     now = _db_now()
     return _match_select(source, where), [*id_params, *db_dates, now, now]
 
@@ -234,17 +215,17 @@ def uploads_sweep_batch(*, limit: int = UPLOAD_SWEEP_BATCH) -> SweepBatch:
     next one, and one that commits leaves nothing to redo: running it twice, or two at once,
     never notifies twice (the unique key) nor skips a row (the lock).
     """
-    lock = sql.SQL("FOR UPDATE SKIP LOCKED" if connection.vendor == "postgresql" else "")
+    lock = sql.SQL("FOR UPDATE SKIP LOCKED" if on_postgres() else "")
     with transaction.atomic():
-        claimed = _run(_BACKLOG_CLAIM.format(backlog=_table(UploadBacklog), lock=lock), [limit])
+        claimed = sql_run(_BACKLOG_CLAIM.format(backlog=_table(UploadBacklog), lock=lock), [limit])
         if not claimed:
             return SweepBatch(uploads=0, notification_ids=[])
         backlog_ids = [row[0] for row in claimed]
         dates = {VisitToken._meta.get_field("date").to_python(row[1]) for row in claimed}
         select, params = uploads_sweep_statement(backlog_ids=backlog_ids, dates=dates)
         notification_ids = _upsert(select, params)
-        ids_in, id_params = _id_list(backlog_ids)
-        _run(
+        ids_in, id_params = in_list(backlog_ids)
+        sql_run(
             sql.SQL("DELETE FROM {backlog} WHERE id {ids_in}").format(backlog=_table(UploadBacklog), ids_in=ids_in),
             id_params,
         )
@@ -269,7 +250,7 @@ def publication_match_statement(*, case_visit_ids: Sequence[int], date: dt.date)
         visit=_table(VisitToken), exposure=_table(ExposureToken)
     )
     where = sql.SQL("e.case_visit_id IN ({case_visits}) AND e.date = %s AND v.date = %s").format(
-        case_visits=_placeholders(len(case_visit_ids))
+        case_visits=placeholders(len(case_visit_ids))
     )
     now = _db_now()
     return _match_select(source, where), [*case_visit_ids, db_date, db_date, now, now]
@@ -288,7 +269,7 @@ def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[i
 
 def _upsert(select: sql.Composable, params: list) -> list[int]:
     query = _UPSERT.format(notification=_table(Notification), select=select)
-    return [row[0] for row in _run(query, params)]
+    return [row[0] for row in sql_run(query, params)]
 
 
 def notifications_withdraw(*, case_id: int) -> int:
@@ -311,7 +292,7 @@ def notifications_withdraw(*, case_id: int) -> int:
     ).format(notification=_table(Notification), case_visit=_table(CaseVisit))
     total = 0
     while True:
-        done = len(_run(query, [_db_now(), case_id, WITHDRAW_BATCH]))
+        done = len(sql_run(query, [_db_now(), case_id, WITHDRAW_BATCH]))
         total += done
         if done < WITHDRAW_BATCH:
             return total

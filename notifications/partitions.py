@@ -19,6 +19,9 @@ import datetime as dt
 from django.db import connection, transaction
 from psycopg import sql
 
+from leavehome.lib.sql import on_postgres, sql_text
+from notifications.models import VisitToken
+
 PARENT = "notifications_visittoken"
 DEFAULT_PARTITION = f"{PARENT}_default"
 # Uploads may name dates up to today + 1 (PROTOCOL §4); one more day covers the time zone
@@ -34,7 +37,7 @@ _known_dates: set[dt.date] = set()
 
 
 def partitioned() -> bool:
-    return connection.vendor == "postgresql"
+    return on_postgres()
 
 
 def partition_name(date: dt.date) -> str:
@@ -113,14 +116,9 @@ def visit_token_partition_drop(name: str) -> None:
     _known_dates.clear()
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('lock_timeout', %s, true)", [DROP_LOCK_TIMEOUT])  # SET LOCAL
-        cursor.execute(
-            sql.SQL("ALTER TABLE {parent} DETACH PARTITION {child}")
-            .format(parent=sql.Identifier(PARENT), child=sql.Identifier(name))
-            .as_string(connection.connection)
-        )
-        cursor.execute(
-            sql.SQL("DROP TABLE {child}").format(child=sql.Identifier(name)).as_string(connection.connection)
-        )
+        detach = sql.SQL("ALTER TABLE {parent} DETACH PARTITION {child}")
+        cursor.execute(sql_text(detach.format(parent=sql.Identifier(PARENT), child=sql.Identifier(name))))
+        cursor.execute(sql_text(sql.SQL("DROP TABLE {child}").format(child=sql.Identifier(name))))
 
 
 def _existing_dates(cursor, dates) -> set[dt.date]:
@@ -153,14 +151,12 @@ def _create(cursor, date: dt.date) -> None:
         "ALTER TABLE {child} DROP CONSTRAINT {check}",
     ]
     for statement in statements:
-        cursor.execute(sql.SQL(statement).format(**names).as_string(connection.connection))
+        cursor.execute(sql_text(sql.SQL(statement).format(**names)))
 
 
 def visit_tokens_stored_estimate() -> int:
     """Visit tokens stored: the planner's estimate over the date partitions on PostgreSQL (an
     exact count(*) of billions of rows takes minutes), the exact count on SQLite."""
-    from notifications.models import VisitToken
-
     if connection.vendor != "postgresql":
         return VisitToken.objects.count()
     # reltuples is -1 for a partition never analysed; count it as empty.

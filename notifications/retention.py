@@ -25,6 +25,7 @@ from django.utils import timezone
 from psycopg import sql
 
 from leavehome.audit import audit_record
+from leavehome.lib.sql import on_postgres, sql_text
 from leavehome.logins import login_records_purge
 from notifications import partitions
 from notifications.feed import exposure_feed_purge
@@ -42,13 +43,12 @@ def retention_cutoff(today: dt.date | None = None) -> dt.date:
 
 def _delete_chunked(table: str, where: sql.Composable, params: list, *, row_id: str) -> int:
     """DELETE the rows matching ``where`` CHUNK at a time, each chunk its own transaction."""
-    if connection.vendor == "postgresql" and row_id == "ctid":
+    if on_postgres() and row_id == "ctid":
         template = "DELETE FROM {table} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {table} WHERE {where} LIMIT %s))"
     else:
         template = "DELETE FROM {table} WHERE {row_id} IN (SELECT {row_id} FROM {table} WHERE {where} LIMIT %s)"
     query = sql.SQL(template).format(table=sql.Identifier(table), where=where, row_id=sql.Identifier(row_id))
-    context = connection.connection if connection.vendor == "postgresql" else None
-    text = query.as_string(context)
+    text = sql_text(query)
     total = 0
     while True:
         with transaction.atomic(), connection.cursor() as cursor:

@@ -22,7 +22,7 @@ from django.db import InterfaceError, OperationalError, transaction
 from notifications import matching, partitions
 from notifications.cases import case_publish, case_publish_check
 from notifications.models import Case
-from notifications.push.delivery import push_later
+from notifications.push.tasks import push_later
 from notifications.retention import retention_purge as purge
 
 logger = logging.getLogger(__name__)

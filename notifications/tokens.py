@@ -11,7 +11,6 @@ build exposure tokens for a published case visit (PROTOCOL §3); the phone does 
 its visits.
 """
 
-import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -19,22 +18,6 @@ from zoneinfo import ZoneInfo
 
 SLOT_SECONDS = 900
 TOKEN_BYTES = 16
-
-
-def b64u_encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
-
-
-def b64u_decode(text: str) -> bytes:
-    """Strict base64url without padding; raises ValueError on anything else."""
-    if not isinstance(text, str) or "=" in text or not text.isascii():
-        raise ValueError("not base64url without padding")
-    if len(text) % 4 == 1:
-        raise ValueError("not base64url without padding")
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    if b64u_encode(raw) != text:  # rejects non-canonical trailing bits and foreign characters
-        raise ValueError("not canonical base64url")
-    return raw
 
 
 def _hmac16(vk: bytes, message: str) -> bytes:

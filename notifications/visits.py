@@ -11,9 +11,11 @@ depends on, the broker.
 import datetime as dt
 from collections.abc import Iterable, Mapping
 
-from django.db import connection, transaction
+from django.db import transaction
 from psycopg import sql
 
+from leavehome.errors import ServiceError
+from leavehome.lib.sql import on_postgres, sql_run
 from notifications.models import Device, UploadBacklog, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
 
@@ -55,8 +57,15 @@ _INGEST = sql.SQL(
 )
 
 
-class DeviceDeleted(Exception):
+class DeviceDeleted(ServiceError):
     """The device was deleted while its upload was on the way; nothing was stored."""
+
+    code = "authentication_failed"
+    status = 401
+
+    def __init__(self, device_id=None):
+        super().__init__("Unknown device secret.")
+        self.device_id = device_id
 
 
 def _distinct_pairs(days: Mapping[dt.date, Iterable[bytes]]) -> list[tuple[dt.date, bytes]]:
@@ -74,9 +83,7 @@ def _ingest_postgres(device_id, pairs, dates) -> bool:
         backlog=sql.Identifier(UploadBacklog._meta.db_table),
     )
     params = [device_id, [date for date, _ in pairs], [token for _, token in pairs], dates, dates]
-    with connection.cursor() as cursor:
-        cursor.execute(query.as_string(connection.connection), params)
-        return cursor.fetchone() is not None
+    return bool(sql_run(query, params))
 
 
 def _ingest_sqlite(device_id, pairs, dates) -> bool:
@@ -111,7 +118,7 @@ def visit_tokens_ingest(*, device: Device, days: Mapping[dt.date, Iterable[bytes
     # In a transaction of its own when a partition must be made (rarely: beat makes them
     # ahead), so the upload's statement below holds no DDL lock.
     visit_token_partitions_ensure(dates)
-    ingest = _ingest_postgres if connection.vendor == "postgresql" else _ingest_sqlite
+    ingest = _ingest_postgres if on_postgres() else _ingest_sqlite
     if not ingest(device.pk, pairs, dates):
         raise DeviceDeleted(device.pk)
     return len(pairs)

@@ -1,12 +1,12 @@
 """Staff admin for venues: search, filters, suspend and reinstate (audited)."""
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from leavehome.admin import ReadOnlyAdminMixin
+from leavehome.admin import ReadOnlyAdminMixin, admin_action_each
 from venues.models import SigningKey, Venue, VenueCode, VenueImport
-from venues.services import VenueStateError, venue_reinstate, venue_suspend
+from venues.services import venue_reinstate, venue_suspend
 
 
 class VenueCodeInline(admin.TabularInline):
@@ -19,18 +19,6 @@ class VenueCodeInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
-
-
-def _each_venue(modeladmin, request, queryset, service, done_message):
-    done = 0
-    for venue in queryset:
-        try:
-            service(venue=venue, actor=request.user, reason="admin action")
-        except VenueStateError as error:
-            modeladmin.message_user(request, f"{venue}: {error}", level=messages.WARNING)
-        else:
-            done += 1
-    modeladmin.message_user(request, done_message(done), level=messages.SUCCESS)
 
 
 @admin.register(Venue)
@@ -72,21 +60,21 @@ class VenueAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Suspend selected venues (revokes their codes)"), permissions=["change"])
     def suspend(self, request, queryset):
-        _each_venue(
+        admin_action_each(
             self,
             request,
             queryset,
-            venue_suspend,
+            lambda venue: venue_suspend(venue=venue, actor=request.user, reason="admin action"),
             lambda n: ngettext("%(n)d venue suspended.", "%(n)d venues suspended.", n) % {"n": n},
         )
 
     @admin.action(description=_("Reinstate selected venues"), permissions=["change"])
     def reinstate(self, request, queryset):
-        _each_venue(
+        admin_action_each(
             self,
             request,
             queryset,
-            venue_reinstate,
+            lambda venue: venue_reinstate(venue=venue, actor=request.user, reason="admin action"),
             lambda n: ngettext("%(n)d venue reinstated.", "%(n)d venues reinstated.", n) % {"n": n},
         )
 

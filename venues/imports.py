@@ -16,6 +16,7 @@ from django.db import transaction
 from django.utils.translation import gettext as _
 
 from leavehome.audit import audit_record
+from leavehome.errors import ServiceError
 from venues.forms import VenueForm
 from venues.models import Category, District, VenueImport
 from venues.services import venue_build, venues_create
@@ -45,11 +46,13 @@ class ImportProblem:
     message: str
 
 
-class ImportInvalid(Exception):
+class ImportInvalid(ServiceError):
     """The CSV was rejected; ``problems`` lists every problem found."""
 
+    code = "import_invalid"
+
     def __init__(self, problems: list[ImportProblem]):
-        super().__init__(f"{len(problems)} problems")
+        super().__init__(_("The file has %(count)d problems; nothing was imported.") % {"count": len(problems)})
         self.problems = problems
 
 

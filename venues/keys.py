@@ -6,28 +6,39 @@ stays in the JWKS, because posters signed by it are still on walls. Withdrawing 
 out of the JWKS; it is refused while a valid code still depends on the key.
 """
 
+import logging
 import secrets
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 from leavehome.audit import audit_record
+from leavehome.errors import ServiceError
 from venues import keystore
 from venues.models import SigningKey, Venue
 from venues.signing import public_jwk
 
+logger = logging.getLogger(__name__)
 
-class NoActiveSigningKey(Exception):
-    """No key can sign codes; an operator must run ``manage.py signing_key_create``."""
+
+class NoActiveSigningKey(ServiceError):
+    """No key can sign codes; an operator must run ``manage.py signing_key_create`` (logged when raised)."""
+
+    code = "no_signing_key"
+    status = 503
 
     def __init__(self):
-        super().__init__("No active signing key: run `manage.py signing_key_create` (see docs/operations.md).")
+        super().__init__(_("Venue codes cannot be issued right now. Please try again later."))
 
 
-class SigningKeyError(Exception):
+class SigningKeyError(ServiceError):
     """A key operation that is not allowed in the key's present state."""
+
+    code = "signing_key_state"
+    status = 409
 
 
 def _new_kid() -> str:
@@ -38,6 +49,7 @@ def signing_key_active() -> SigningKey:
     """The key that signs new codes; raises :class:`NoActiveSigningKey` when there is none."""
     key = SigningKey.objects.filter(status=SigningKey.Status.ACTIVE).first()
     if key is None:
+        logger.error("No active signing key: run `manage.py signing_key_create` (see docs/operations.md).")
         raise NoActiveSigningKey()
     return key
 

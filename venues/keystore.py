@@ -8,56 +8,47 @@ they can be held by different processes:
   does not open: a database copy alone cannot link visit tokens to venues.
 - signing keys under ``KEY_ENCRYPTION_KEY``, with the ``kid`` as associated data.
 
-A sealed value is ``0x01 || nonce (12 bytes) || ciphertext+tag``; the leading format byte
-leaves room for another scheme later.
+The format is leavehome/lib/sealing.py's.
 """
 
-import base64
 import functools
-import os
 import secrets
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
-_FORMAT = b"\x01"
-_NONCE_BYTES = 12
+from leavehome.lib.b64u import b64u_decode
+from leavehome.lib.sealing import SealedValueInvalid, seal, unseal
+
 VK_BYTES = 16
 
 
-class KeystoreError(Exception):
+class KeystoreError(SealedValueInvalid):
     """A sealed value that does not open: wrong key, wrong row, or corrupted."""
 
 
 @functools.lru_cache(maxsize=8)
-def _aead(encoded_key: str) -> AESGCM:
+def _key_bytes(encoded_key: str) -> bytes:
     try:
-        key = base64.urlsafe_b64decode(encoded_key + "=" * (-len(encoded_key) % 4))
+        key = b64u_decode(encoded_key, padded=True)
     except ValueError as error:
         raise ImproperlyConfigured("TRACING_KEY and KEY_ENCRYPTION_KEY must be base64url") from error
     if len(key) != 32:
         raise ImproperlyConfigured("TRACING_KEY and KEY_ENCRYPTION_KEY must decode to 32 bytes")
-    return AESGCM(key)
+    return key
 
 
 def _seal(encoded_key: str, plaintext: bytes, associated_data: bytes) -> bytes:
-    nonce = os.urandom(_NONCE_BYTES)
-    return _FORMAT + nonce + _aead(encoded_key).encrypt(nonce, plaintext, associated_data)
+    return seal(_key_bytes(encoded_key), plaintext, associated_data)
 
 
 def _open(encoded_key: str, sealed: bytes, associated_data: bytes) -> bytes:
-    sealed = bytes(sealed)
-    if sealed[:1] != _FORMAT:
-        raise KeystoreError("unknown sealed format")
-    nonce, ciphertext = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
     try:
-        return _aead(encoded_key).decrypt(nonce, ciphertext, associated_data)
-    except InvalidTag as error:
-        raise KeystoreError("sealed value does not open under this key and row") from error
+        return unseal(_key_bytes(encoded_key), sealed, associated_data)
+    except SealedValueInvalid as error:
+        raise KeystoreError(str(error)) from error
 
 
 def _vk_associated_data(venue_id, version: int) -> bytes:

@@ -46,23 +46,18 @@ def _active_builds(owner, now):
 
 
 def poster_build_start(*, owner, venue_import: VenueImport | None = None) -> PosterBuild:
-    """Queue a ZIP of the current posters of the owner's active venues (or of one import's).
+    """A new queued build of the current posters of the owner's active venues (or of one import's).
 
     Raises :class:`PosterBuildsBusy` when the owner has ``POSTER_BUILDS_PER_OWNER`` builds
-    running. The task is sent once the new row is committed.
+    running. Queueing its task is the caller's (venues.tasks.poster_build_queue).
     """
-    from venues.tasks import poster_build_run
-
     now = timezone.now()
     with transaction.atomic():
         # One owner's concurrent requests queue here, so two cannot both take the last slot.
         get_user_model().objects.select_for_update().filter(pk=owner.pk).first()
         if _active_builds(owner, now).count() >= settings.POSTER_BUILDS_PER_OWNER:
             raise PosterBuildsBusy
-        build = PosterBuild.objects.create(owner=owner, venue_import=venue_import)
-        build_id = str(build.pk)
-        transaction.on_commit(lambda: poster_build_run.delay(build_id))
-    return build
+        return PosterBuild.objects.create(owner=owner, venue_import=venue_import)
 
 
 def _codes(build: PosterBuild):

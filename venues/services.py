@@ -11,14 +11,18 @@ from django.db.models import F
 from django.utils import timezone
 
 from leavehome.audit import audit_record
+from leavehome.errors import ServiceError
 from venues import keystore
 from venues.keys import signing_key_active
 from venues.models import Category, SigningKey, Venue, VenueCode
 from venues.validators import taxi_plate_normalise
 
 
-class VenueStateError(Exception):
+class VenueStateError(ServiceError):
     """The action does not apply to the venue in its present state (e.g. regenerating a closed one)."""
+
+    code = "venue_state"
+    status = 409
 
 
 def _now_whole_seconds():

@@ -9,12 +9,13 @@ The JWS is never stored. Ed25519 signatures are deterministic (RFC 8032), so sig
 stored claims of a code version again with the same key yields the same code.
 """
 
-import base64
 import json
 from collections.abc import Mapping
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from leavehome.lib.b64u import b64u_decode, b64u_encode
 
 ALGORITHM = "EdDSA"
 TYPE = "lhs-venue+jwt"
@@ -22,18 +23,6 @@ TYPE = "lhs-venue+jwt"
 
 class InvalidCode(ValueError):
     """A venue code that is malformed, signed by an unknown key, or whose signature fails."""
-
-
-def b64u_encode(data: bytes) -> str:
-    """base64url without padding (RFC 4648 §5), as PROTOCOL's ``b64u``."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64u_decode(text: str) -> bytes:
-    """The inverse of :func:`b64u_encode`; raises ``ValueError`` on anything else."""
-    if not isinstance(text, str) or "=" in text:
-        raise ValueError("not base64url without padding")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
 def _json(value) -> bytes:

@@ -16,12 +16,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from leavehome.digits import is_ascii_digits
-from venues import poster_builds, selectors, services
+from leavehome.errors import ServiceError
+from venues import poster_builds, selectors, services, tasks
 from venues.codes import code_qr_text
 from venues.exports import venues_csv_stream
 from venues.forms import VenueForm, VenueImportForm
 from venues.imports import ImportInvalid, sample_csv, venues_import
-from venues.keys import NoActiveSigningKey
 from venues.models import Venue
 from venues.posters import code_poster_pdf, poster_file_name
 from venues.rendering import qr_png, qr_svg
@@ -54,10 +54,8 @@ def venue_create(request):
     if request.method == "POST" and form.is_valid():
         try:
             venue = services.venue_register(owner=request.user, **form.cleaned_data)
-        except ValidationError as error:
+        except ValidationError as error:  # a ServiceError too (no signing key)
             form.add_error(None, error)
-        except NoActiveSigningKey:
-            form.add_error(None, _("Venue codes cannot be issued right now. Please try again later."))
         else:
             messages.success(request, _("Venue registered. Download its poster below."))
             return redirect("venues:detail", venue_id=venue.id)
@@ -108,8 +106,8 @@ def venue_regenerate(request, venue_id):
         code = services.venue_code_regenerate(venue=venue, actor=request.user)
     except services.VenueStateError:
         messages.error(request, _("Only an active venue's code can be regenerated."))
-    except NoActiveSigningKey:
-        messages.error(request, _("Venue codes cannot be issued right now. Please try again later."))
+    except ServiceError as error:
+        messages.error(request, error.text)
     else:
         messages.success(
             request,
@@ -138,8 +136,8 @@ def venue_import(request):
             batch = venues_import(owner=request.user, file_name=upload.name, data=upload.read())
         except ImportInvalid as error:
             problems = error.problems
-        except NoActiveSigningKey:
-            form.add_error(None, _("Venue codes cannot be issued right now. Please try again later."))
+        except ServiceError as error:
+            form.add_error(None, error)
         else:
             messages.success(request, _("%(count)d venues registered.") % {"count": batch.venue_count})
             return redirect("venues:import-detail", import_id=batch.pk)
@@ -162,7 +160,7 @@ def venue_import_detail(request, import_id):
 def poster_build_start(request, import_id=None):
     batch = selectors.venue_import_of_owner_or_404(owner=request.user, import_id=import_id) if import_id else None
     try:
-        build = poster_builds.poster_build_start(owner=request.user, venue_import=batch)
+        build = tasks.poster_build_queue(owner=request.user, venue_import=batch)
     except poster_builds.PosterBuildsBusy:
         return render(request, "venues/poster_build_busy.html", {"limit": settings.POSTER_BUILDS_PER_OWNER}, status=429)
     return redirect("venues:poster-build", build_id=build.pk)

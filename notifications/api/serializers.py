@@ -15,10 +15,11 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from leavehome.digits import AsciiDateTimeField, AsciiIntegerField
+from leavehome.lib.b64u import b64u_decode, b64u_encode
 from notifications.exposures import case_visit_window
 from notifications.models import Risk
 from notifications.push.channels import APNS_TOKEN_RE, FCM_TOKEN_RE
-from notifications.tokens import TOKEN_BYTES, b64u_decode, b64u_encode
+from notifications.tokens import TOKEN_BYTES
 
 # 16 bytes in b64u: 22 characters, the last of which carries 2 bits and 4 zero bits.
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{21}[AQgw]$"  # noqa: S105 (a regex, not a secret)

@@ -9,16 +9,15 @@ set: the tests name their loopback receiver there. The same check runs again bef
 send (transports.py), so narrowing the list stops pushes to channels registered earlier.
 """
 
-import base64
-import binascii
 import re
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from rest_framework.exceptions import ValidationError
 
+from leavehome.lib.b64u import b64u_decode, b64u_encode
 from notifications.models import PushChannel
 from notifications.push.sealing import address_hash, address_seal
 
@@ -29,17 +28,6 @@ FCM_TOKEN_RE = re.compile(r"^[A-Za-z0-9_:\-]{1,4096}$")
 # APNs device tokens are hex (32 bytes today; Apple warns the length may grow). Being hex is
 # also what makes them safe to put in the request path.
 APNS_TOKEN_RE = re.compile(r"^(?:[0-9a-fA-F]{2}){32,100}$")
-
-
-def _b64u_decode(value: str) -> bytes:
-    if not isinstance(value, str) or not re.fullmatch(r"[A-Za-z0-9_\-]+={0,2}", value):
-        raise ValueError("not base64url")
-    value = value.rstrip("=")
-    return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-
-
-def b64u_encode(value: bytes) -> str:
-    return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
 
 
 def _host_allowed(host: str, patterns) -> bool:
@@ -86,30 +74,27 @@ def _webpush_address(data: dict) -> dict:
     endpoint = subscription.get("endpoint")
     problem = webpush_endpoint_problem(endpoint)
     if problem:
-        errors["endpoint"] = [problem]
+        errors["subscription.endpoint"] = [problem]
     keys = subscription.get("keys")
     if not isinstance(keys, dict):
-        errors["keys"] = ["Must be an object with p256dh and auth."]
+        errors["subscription.keys"] = ["Must be an object with p256dh and auth."]
     else:
-        key_errors = {}
         try:
-            p256dh = _b64u_decode(keys.get("p256dh"))
+            p256dh = b64u_decode(keys.get("p256dh"), padded=True)
             if len(p256dh) != 65 or p256dh[0] != 4:
                 raise ValueError("wrong length")
             # Also proves the point is on the curve: a bad key would fail every encryption.
             ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), p256dh)
-        except (ValueError, binascii.Error):
-            key_errors["p256dh"] = ["Must be a base64url uncompressed P-256 public key (65 bytes)."]
+        except ValueError:
+            errors["subscription.keys.p256dh"] = ["Must be a base64url uncompressed P-256 public key (65 bytes)."]
         try:
-            auth = _b64u_decode(keys.get("auth"))
+            auth = b64u_decode(keys.get("auth"), padded=True)
             if len(auth) != 16:
                 raise ValueError("wrong length")
-        except (ValueError, binascii.Error):
-            key_errors["auth"] = ["Must be a base64url 16-byte secret."]
-        if key_errors:
-            errors["keys"] = key_errors
+        except ValueError:
+            errors["subscription.keys.auth"] = ["Must be a base64url 16-byte secret."]
     if errors:
-        raise ValidationError({"subscription": errors})
+        raise ValidationError(errors)
     return {"endpoint": endpoint, "p256dh": b64u_encode(p256dh), "auth": b64u_encode(auth)}
 
 

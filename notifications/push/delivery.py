@@ -1,8 +1,9 @@
 """Push delivery: from new notifications to one wake-up per device, exactly once, with retries.
 
-Flow. Matching creates or upgrades notifications and, inside its transaction, calls
-:func:`push_later`. On commit that enqueues one ``push_deliver`` task per batch of up to
-PUSH_BATCH_DEVICES devices that have an active channel (a device without one polls). A task:
+Flow. Matching creates or upgrades notifications; the matching task hands their ids to
+``push_later`` (notifications/push/tasks.py), which on commit enqueues one ``push_deliver``
+task per batch of up to PUSH_BATCH_DEVICES devices that have an active channel
+(:func:`push_batches`; a device without one polls). A task:
 
 1. records one PushDelivery per (notification, channel, risk), ``ON CONFLICT DO NOTHING``;
 2. claims the unfinished, due rows among them with one conditional UPDATE that stamps a
@@ -31,7 +32,6 @@ from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import partial
 
 from django.conf import settings
 from django.db import transaction
@@ -73,22 +73,19 @@ def _device_batches(rows):
         yield sorted(notification_id for device_id in batch for notification_id in by_device[device_id])
 
 
-def push_later(*, notification_ids) -> None:
-    """Push the devices of these new or upgraded notifications once the transaction commits.
+def push_batches(*, notification_ids) -> list[list[int]]:
+    """The notifications to push, as delivery batches: only devices with an active channel.
 
-    Called by matching inside its transaction. Only devices with an active channel get a
-    task; all the notifications of one device go into the same task, so it is woken once.
+    All the notifications of one device go into the same batch, so it is woken once;
+    notifications/push/tasks.py queues one ``push_deliver`` task per batch.
     """
-    from notifications.push.tasks import push_deliver
-
     ids = sorted(set(notification_ids))
     rows = []
     for chunk in _chunks(ids, ID_CHUNK):
         rows.extend(
             Notification.objects.filter(id__in=chunk, device__push_channel__active=True).values_list("device_id", "id")
         )
-    for batch in _device_batches(rows):
-        transaction.on_commit(partial(push_deliver.delay, batch))
+    return list(_device_batches(rows))
 
 
 @dataclass

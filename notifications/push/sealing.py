@@ -2,7 +2,7 @@
 
 A push address (Web Push endpoint and keys, FCM or APNs token) lets whoever holds it wake
 the phone, and a Web Push endpoint is a stable identifier of a browser. So it is stored
-only sealed with AES-256-GCM, under a key derived from KEY_ENCRYPTION_KEY with HKDF (a
+only sealed (leavehome/lib/sealing.py: AES-256-GCM), under a key derived from KEY_ENCRYPTION_KEY with HKDF (a
 separate key per purpose, so this key never encrypts anything else), with the device id
 and kind as associated data: a sealed address copied onto another row does not open.
 
@@ -10,25 +10,22 @@ Uniqueness needs a stable value, so the address is also stored as a keyed hash (
 another derived key): equal addresses compare equal, and the hash alone reveals nothing.
 """
 
-import base64
 import hashlib
 import hmac
 import json
-import os
 from functools import cache
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 
-_VERSION = b"\x01"
-_NONCE_BYTES = 12
+from leavehome.lib.b64u import b64u_decode
+from leavehome.lib.sealing import seal, unseal
 
 
 @cache
 def _derived_key(purpose: bytes, master: str) -> bytes:
-    master_bytes = base64.urlsafe_b64decode(master + "=" * (-len(master) % 4))
+    master_bytes = b64u_decode(master, padded=True)
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=b"leavehome push " + purpose).derive(master_bytes)
 
 
@@ -43,21 +40,13 @@ def _associated_data(device_id, kind: str) -> bytes:
 
 def address_seal(*, device_id, kind: str, address: dict) -> bytes:
     """The address (a small JSON object) encrypted for storage on that device's channel."""
-    nonce = os.urandom(_NONCE_BYTES)
     plaintext = json.dumps(address, separators=(",", ":"), sort_keys=True).encode()
-    return (
-        _VERSION + nonce + AESGCM(_key(b"channel seal v1")).encrypt(nonce, plaintext, _associated_data(device_id, kind))
-    )
+    return seal(_key(b"channel seal v1"), plaintext, _associated_data(device_id, kind))
 
 
 def address_open(*, device_id, kind: str, sealed: bytes) -> dict:
     """The address sealed by :func:`address_seal` for that device and kind."""
-    sealed = bytes(sealed)
-    if sealed[:1] != _VERSION:
-        raise ValueError("unknown seal version")
-    nonce, ciphertext = sealed[1 : 1 + _NONCE_BYTES], sealed[1 + _NONCE_BYTES :]
-    plaintext = AESGCM(_key(b"channel seal v1")).decrypt(nonce, ciphertext, _associated_data(device_id, kind))
-    return json.loads(plaintext)
+    return json.loads(unseal(_key(b"channel seal v1"), sealed, _associated_data(device_id, kind)))
 
 
 def address_hash(*, kind: str, address_id: str) -> bytes:

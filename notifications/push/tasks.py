@@ -1,10 +1,15 @@
-"""Celery tasks of push delivery: ids in, one service call, and the retry scheduled on the way out."""
+"""Celery tasks of push delivery: ids in, one service call, and the retry scheduled on the way out.
+
+Also where push work is queued from elsewhere (``push_later``): the matching tasks call it.
+"""
 
 import logging
+from functools import partial
 
 from celery import shared_task
+from django.db import transaction
 
-from notifications.push.delivery import push_deliver_batch, push_deliveries_reap
+from notifications.push.delivery import push_batches, push_deliver_batch, push_deliveries_reap
 
 logger = logging.getLogger(__name__)
 
@@ -35,3 +40,13 @@ def push_reap():
     """Re-enqueue overdue deliveries (a worker died mid-send, or a scheduled retry was lost)."""
     for batch in push_deliveries_reap():
         push_deliver.delay(batch)
+
+
+def push_later(*, notification_ids) -> None:
+    """Push the devices of these new or upgraded notifications once the current transaction commits.
+
+    Outside a transaction (a matching task, after its statement committed) the tasks are
+    queued at once.
+    """
+    for batch in push_batches(notification_ids=notification_ids):
+        transaction.on_commit(partial(push_deliver.delay, batch))

@@ -15,10 +15,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leavehome.digits import is_ascii_digits
+from leavehome.lib.b64u import b64u_encode
 from notifications.admin import CaseVisitForm
 from notifications.models import VisitToken
 from notifications.push.transports import retry_after_seconds
-from notifications.tokens import b64u_encode
 from tests.phone.server import bearer, device_with_secret
 
 pytestmark = pytest.mark.django_db

@@ -18,7 +18,7 @@ from django.utils import timezone
 from notifications.devices import device_register
 from notifications.models import PushDelivery
 from notifications.push.channels import push_channel_set
-from notifications.push.delivery import push_later
+from notifications.push.tasks import push_later
 from tests.notifications.push_peers import ApnsPeer, FcmPeer, WebPushReceiver
 from tests.phone.server import case_visit_make, in_process_phone, notification_make, venue_make
 

@@ -9,8 +9,8 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from leavehome.lib.b64u import b64u_decode
 from notifications.models import Device, PushChannel
-from notifications.tokens import b64u_decode
 from tests.phone.server import bearer, device_with_secret
 
 pytestmark = pytest.mark.django_db

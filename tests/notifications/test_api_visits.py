@@ -11,8 +11,8 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from leavehome.lib.b64u import b64u_encode
 from notifications.models import VisitToken
-from notifications.tokens import b64u_encode
 from tests.phone.server import bearer, device_with_secret, row_counts
 
 pytestmark = pytest.mark.django_db

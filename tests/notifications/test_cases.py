@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
+from leavehome.lib.b64u import b64u_encode
 from leavehome.models import AuditEntry
 from notifications import matching
 from notifications.cases import (
@@ -22,7 +23,6 @@ from notifications.devices import device_register
 from notifications.exposures import case_visit_exposures
 from notifications.models import Case, CaseVisit, ExposureFeedItem, ExposureToken, MatchingRun, Notification
 from notifications.tasks import case_publish_and_match, case_publish_later, publish_case
-from notifications.tokens import b64u_encode
 from notifications.visits import visit_tokens_ingest
 from tests.phone.derivation import visit_tokens
 from venues.keys import signing_key_create

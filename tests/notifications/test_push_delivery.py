@@ -13,8 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from notifications.models import Notification, PushChannel, PushDelivery
-from notifications.push.delivery import _deliveries_claim, _deliveries_record, push_later, retry_delay_seconds
-from notifications.push.tasks import push_reap
+from notifications.push.delivery import _deliveries_claim, _deliveries_record, retry_delay_seconds
+from notifications.push.tasks import push_later, push_reap
 from tests.notifications.push_fixtures import (
     apns_token,
     deliveries_of,

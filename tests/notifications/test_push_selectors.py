@@ -5,8 +5,8 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from notifications.push.delivery import push_later
 from notifications.push.selectors import push_delivery_summary
+from notifications.push.tasks import push_later
 from tests.notifications.push_fixtures import (
     device_make,
     device_with_channel,

@@ -9,8 +9,7 @@ from django.utils import timezone
 
 from notifications.models import Case, CaseVisit, PushChannel, PushDelivery
 from notifications.push import delivery
-from notifications.push.delivery import push_later
-from notifications.push.tasks import push_deliver
+from notifications.push.tasks import push_deliver, push_later
 from notifications.tasks import case_publish_and_match
 from tests.notifications.push_fixtures import (
     deliveries_of,

@@ -7,8 +7,7 @@ from django.db import transaction
 
 from leavehome.tasks import ping
 from notifications.models import PushDelivery
-from notifications.push.delivery import push_later
-from notifications.push.tasks import push_deliver
+from notifications.push.tasks import push_deliver, push_later
 from tests.notifications.push_fixtures import device_with_channel, fcm_token, notifications_for
 from tests.notifications.push_peers import FcmPeer
 

@@ -22,10 +22,10 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
+from leavehome.lib.b64u import b64u_encode
 from notifications.models import Case, CaseVisit, MatchingRun, Notification, UploadBacklog
 from notifications.partitions import visit_token_partitions_ensure
 from notifications.tasks import case_publish_and_match, match_publication
-from notifications.tokens import b64u_encode
 from tests.conftest import _reset_broker_connections, database_url_for_subprocess, start_worker
 from tests.phone.derivation import visit_tokens
 from tests.phone.server import bearer, device_with_secret

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from leavehome.lib.b64u import b64u_encode
 from notifications import tokens as server
 from tests import phone
 
@@ -58,13 +59,13 @@ def _local(text):
 @pytest.mark.parametrize(("slot", "expected"), SLOT_VECTORS.items())
 def test_slot_token_vectors_in_client_and_server(slot, expected):
     assert phone.b64u_encode(phone.slot_token(VK, slot)) == expected
-    assert server.b64u_encode(server.slot_token(VK, slot)) == expected
+    assert b64u_encode(server.slot_token(VK, slot)) == expected
 
 
 @pytest.mark.parametrize(("date", "expected"), DAY_VECTORS.items())
 def test_day_token_vectors_in_client_and_server(date, expected):
     assert phone.b64u_encode(phone.day_token(VK, date)) == expected
-    assert server.b64u_encode(server.day_token(VK, date)) == expected
+    assert b64u_encode(server.day_token(VK, date)) == expected
 
 
 def test_visit_times_match_the_vector_timestamps():
@@ -82,7 +83,7 @@ def _server_visit(t_in, t_out):
     slot_tokens, day_tokens = server.interval_tokens(VK, t_in, t_out, ZoneInfo(HK))
     days = {}
     for date, token in slot_tokens + day_tokens:
-        days.setdefault(date, set()).add(server.b64u_encode(token))
+        days.setdefault(date, set()).add(b64u_encode(token))
     return days
 
 
@@ -115,7 +116,7 @@ def test_case_window_shares_two_slots_with_the_first_visit_and_none_across_venue
     assert visit & window == {SLOT_VECTORS[1994898], SLOT_VECTORS[1994899], DAY_VECTORS[NOV_23]}
     other = phone.b64u_encode(phone.slot_token(OTHER_VK, 1994898))
     assert other == "-pH3XMWqyGRP4QGk-jupzg"
-    assert server.b64u_encode(server.slot_token(OTHER_VK, 1994898)) == other
+    assert b64u_encode(server.slot_token(OTHER_VK, 1994898)) == other
 
 
 def test_client_accepts_the_vector_venue_code():

@@ -5,11 +5,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
+from leavehome.lib.b64u import b64u_decode
 from venues.codes import code_claims, code_jws, code_qr_text
 from venues.keys import signing_key_rotate
 from venues.models import VenueCode
 from venues.services import venue_code_regenerate
-from venues.signing import b64u_decode, jws_sign
+from venues.signing import jws_sign
 
 pytestmark = pytest.mark.django_db
 

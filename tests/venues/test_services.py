@@ -26,9 +26,10 @@ def test_register_issues_version_one_with_a_fresh_vk(venue):
     assert AuditEntry.objects.filter(action="venue.register", object_id=str(venue.id), actor=venue.owner).exists()
 
 
-def test_register_without_an_active_key_fails_clearly_and_saves_nothing(owner):
-    with pytest.raises(NoActiveSigningKey, match="signing_key_create"):
+def test_register_without_an_active_key_fails_clearly_and_saves_nothing(owner, caplog):
+    with pytest.raises(NoActiveSigningKey, match="cannot be issued right now"):  # what the owner is told
         venue_register(owner=owner, name_en="A", name_zh="甲", category=Category.RETAIL)
+    assert "manage.py signing_key_create" in caplog.text  # what the operator is told
     assert not Venue.objects.exists()
 
 

@@ -8,7 +8,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from venues.signing import InvalidCode, b64u_decode, b64u_encode, jws_sign, jws_verify, public_jwk, venue_claims
+from leavehome.lib.b64u import b64u_decode, b64u_encode
+from venues.signing import InvalidCode, jws_sign, jws_verify, public_jwk, venue_claims
 
 SEED = "AQIDBAUGBwgJCgsMDQ4PEBESExQVFhcYGRobHB0eHyA"
 PUBLIC_X = "ebVWLo_mVPlAeLES6KmLp5AfhTrmlb7X4OORC60ElmQ"

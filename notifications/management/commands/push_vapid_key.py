@@ -3,7 +3,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from notifications.push.channels import b64u_encode
+from leavehome.lib.b64u import b64u_encode
 from notifications.push.transports import vapid_key_load
 
 
