@@ -1,4 +1,4 @@
-"""Fault drills on real services: what is lost when a whole worker dies (nothing), and when.
+"""Fault drills on real services: a whole worker dying mid-publication, a push service down.
 
 Slow: each starts worker processes and waits for them; run in CI with the rest of the suite.
 """
@@ -16,11 +16,14 @@ from django.db import connection, connections, transaction
 from django.utils import timezone
 
 from notifications.devices import device_register
-from notifications.models import Case, CaseVisit, Device, Notification, VisitToken
+from notifications.models import Case, CaseVisit, Device, Notification, PushDelivery, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
+from notifications.push.tasks import push_later
 from notifications.tasks import case_publish_and_match
 from tests.conftest import workers_on
 from tests.deploy.test_topology import RABBITMQ_URL
+from tests.notifications.push_fixtures import device_with_channel, fcm_token, notifications_for
+from tests.notifications.push_peers import FcmPeer
 from tests.notifications.test_matching_worker import ZONE, _matching_statement_waits_on_a_lock, _wait_for
 from tests.phone.derivation import visit_tokens
 from venues.keys import signing_key_create
@@ -109,3 +112,38 @@ def test_a_whole_worker_killed_mid_publication_loses_and_repeats_nothing(
     pairs = set(Notification.objects.values_list("device_id", "case_visit_id"))
     assert Notification.objects.count() == len(pairs) == expected
     assert {device for device, _ in pairs} == set(Device.objects.values_list("pk", flat=True))
+
+
+def test_a_push_service_down_for_many_retries_then_back_delivers_each_push_once(worker_push_env, live_worker):
+    """FCM answers 503 to every push for six rounds of backoff, then recovers."""
+    fcm_peer = worker_push_env
+    outage = [(503, FcmPeer.error(503, "UNAVAILABLE"), None)] * 6
+    tokens = [fcm_token(n) for n in range(20)]
+    for token in tokens:
+        fcm_peer.script(token, outage)
+    # One phone's outage outlasts every attempt allowed: that push gives up, the phone polls.
+    fcm_peer.script(fcm_token(99), outage * 2)
+    devices = [device_with_channel({"kind": "fcm", "token": token}) for token in [*tokens, fcm_token(99)]]
+    notifications = notifications_for(devices)
+    with transaction.atomic():
+        push_later(notification_ids=[notification.id for notification in notifications])
+
+    def settled():
+        # The worker creates the deliveries: none yet is not "settled".
+        return (
+            PushDelivery.objects.count() == len(devices)
+            and not PushDelivery.objects.exclude(
+                status__in=[PushDelivery.Status.DELIVERED, PushDelivery.Status.FAILED]
+            ).exists()
+        )
+
+    _wait_for(settled, "every push delivered or given up", RECOVERY_SECONDS)
+    for token in tokens:
+        answers = [received.status for received in fcm_peer.for_address(token)]
+        assert answers == [503] * 6 + [200], token  # delivered once, after the outage
+    assert PushDelivery.objects.filter(status=PushDelivery.Status.DELIVERED).count() == len(tokens)
+    given_up = PushDelivery.objects.get(status=PushDelivery.Status.FAILED)
+    assert given_up.attempts == settings.PUSH_MAX_ATTEMPTS
+    assert len(fcm_peer.for_address(fcm_token(99))) == settings.PUSH_MAX_ATTEMPTS
+    assert Notification.objects.filter(pk=given_up.notification_id).exists()  # still there to poll
+    assert fcm_peer.problems == []
