@@ -1,4 +1,4 @@
-"""Benchmarks at Hong Kong scale (issue 7).
+"""Benchmarks at Hong Kong scale.
 
 One command per benchmark (``python -m bench.b1_ingest --scale small``) and one that runs
 them all (``python -m bench.run --scale small|medium|full``). Every benchmark measures the

@@ -98,7 +98,7 @@ def venue_codes(venue_ids) -> dict[uuid.UUID, object]:
     from venues.selectors import revocations_document
 
     prefix = qr_prefix()
-    jwks, (revocations, _etag) = jwks_document(), revocations_document()
+    jwks, revocations = jwks_document(), revocations_document()
     codes = VenueCode.objects.filter(venue_id__in=venue_ids, version=1).select_related("venue", "signing_key")
     return {
         code.venue_id: verify_venue_code(

@@ -70,7 +70,7 @@ def receiver_start() -> tuple[subprocess.Popen, str]:
     raise RuntimeError("the push receiver did not start")
 
 
-# Channels beyond this many are written in bulk with the push engineer's own sealing functions
+# Channels beyond this many are written in bulk with the push app's own sealing functions
 # (the rows push_channel_set writes, without its per-row transaction): registration is setup,
 # not what B4 measures, and one by one it would take longer than the fan-out at 100,000.
 SERVICE_CHANNELS = 200

@@ -24,7 +24,7 @@ forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1"
 limit_request_line = 4094
 limit_request_fields = 50
 accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
-# Privacy (DESIGN.md): no client address is logged beside a request; nginx drops it too.
+# Privacy (docs/privacy.md): no client address is logged beside a request; nginx drops it too.
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")

@@ -219,7 +219,7 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 TRACING_KEY = _secret("TRACING_KEY", "ZGV2LW9ubHktdHJhY2luZy1rZXktMzItYnl0ZXMhISE=")
 KEY_ENCRYPTION_KEY = _secret("KEY_ENCRYPTION_KEY", "ZGV2LW9ubHkta2V5LWVuY3J5cHRpb24ta2V5LTMyYnk=")
 
-# --- Protocol (shared/PROTOCOL.md; served at GET /api/v1/config) --------------------------
+# --- Protocol (docs/protocol.md; served at GET /api/v1/config) ----------------------------
 LEAVEHOME_DEFAULT_VISIT_SECONDS = env_int("LEAVEHOME_DEFAULT_VISIT_SECONDS", 4 * 3600)
 LEAVEHOME_MAX_VISIT_SECONDS = env_int("LEAVEHOME_MAX_VISIT_SECONDS", 12 * 3600)
 LEAVEHOME_RETENTION_DAYS = env_int("LEAVEHOME_RETENTION_DAYS", 31)
@@ -280,7 +280,7 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 3600)}
 CELERY_BEAT_SCHEDULE = {}
 
-# --- Venues (issue 3) ---------------------------------------------------------------------
+# --- Venues ---------------------------------------------------------------------------------
 # A TrueType CJK font for posters (reportlab cannot embed CFF fonts such as Noto CJK);
 # Debian: apt-get install fonts-wqy-zenhei.
 POSTER_CJK_FONT = env("POSTER_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")

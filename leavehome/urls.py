@@ -32,6 +32,6 @@ urlpatterns = [
     ),
     path("api/v1/", include("notifications.api.urls")),
     path("", include("venues.urls", namespace="venues")),
-    # Owner accounts (venues engineer); no namespace, Django's auth views reverse these names.
+    # Owner accounts; no namespace: Django's auth views reverse these names.
     path("accounts/", include("venues.account_urls")),
 ]

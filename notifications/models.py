@@ -1,8 +1,8 @@
 """Devices, their visit tokens, cases and exposures, notifications and push channels.
 
 The server never stores a venue or a time beside a device: a visit is only opaque 16-byte
-tokens and the local date each belongs to (PROTOCOL §2). See DESIGN.md for the matching
-core built on VisitToken and ExposureToken.
+tokens and the local date each belongs to (PROTOCOL §2, docs/protocol.md). docs/architecture.md
+and notifications/matching.py describe the matching core built on VisitToken and ExposureToken.
 """
 
 import uuid

@@ -7,7 +7,6 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
 from venues.models import Category, District, Venue
-from venues.validators import taxi_plate_normalise
 
 
 class VenueForm(forms.Form):
@@ -31,13 +30,8 @@ class VenueForm(forms.Form):
 
     def clean(self):
         data = super().clean()
-        if data.get("category") == Category.TAXI:
-            if "name_en" in data:
-                try:
-                    data["name_en"] = data["name_zh"] = taxi_plate_normalise(data["name_en"])
-                except ValidationError as error:
-                    self.add_error("name_en", error)
-        elif not data.get("name_zh"):
+        # A taxi's name is its plate, checked and normalised by the service (venue_build).
+        if data.get("category") != Category.TAXI and not data.get("name_zh"):
             self.add_error("name_zh", _("This field is required."))
         return data
 

@@ -5,13 +5,13 @@ The two JSON documents are DRF views so that any error answers in the API's one 
 """
 
 from django.utils.cache import patch_cache_control
-from django.utils.http import parse_etags
 from django.views.generic import TemplateView
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leavehome.lib.conditional import etag_matches, json_etag
 from venues.keys import jwks_document
 from venues.selectors import revocations_document
 
@@ -53,9 +53,9 @@ class RevocationsView(APIView):
         tags=["keys"],
     )
     def get(self, request):
-        document, etag = revocations_document()
-        if_none_match = parse_etags(request.headers.get("If-None-Match", ""))
-        response = Response(status=304) if etag in if_none_match or "*" in if_none_match else Response(document)
+        document = revocations_document()
+        etag = json_etag(document)
+        response = Response(status=304) if etag_matches(request, etag) else Response(document)
         response["ETag"] = etag
         # Phones revalidate every time (cheap with the ETag), so a revocation is seen at once.
         patch_cache_control(response, public=True, no_cache=True)

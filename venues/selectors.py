@@ -1,8 +1,5 @@
 """Selectors: reading venues, codes and the public revocation list."""
 
-import hashlib
-import json
-
 from django.db.models import F, Q, QuerySet
 from django.shortcuts import get_object_or_404
 
@@ -37,12 +34,11 @@ def codes_current(venues: QuerySet[Venue]) -> QuerySet[VenueCode]:
     )
 
 
-def revocations_document() -> tuple[dict, str]:
-    """PROTOCOL §1's revocation list and its strong ETag.
+def revocations_document() -> dict:
+    """PROTOCOL §1's revocation list.
 
     A venue is listed when some code of it is not valid: it has a version older than the
     current one (``valid_ver`` = current), or it is suspended or closed (``valid_ver`` null).
-    The ETag is a hash of the body, so it changes exactly when the list does.
     """
     listed = (
         Venue.objects.filter(Q(current_version__gt=1) | ~Q(status=Venue.Status.ACTIVE))
@@ -53,6 +49,4 @@ def revocations_document() -> tuple[dict, str]:
         {"sub": str(venue_id), "valid_ver": version if status == Venue.Status.ACTIVE else None}
         for venue_id, status, version in listed.iterator(chunk_size=2000)
     ]
-    document = {"revoked": revoked}
-    body = json.dumps(document, separators=(",", ":")).encode()
-    return document, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return {"revoked": revoked}

@@ -6,6 +6,7 @@ every other version is revoked. The public revocation list is derived from exact
 version stopped being valid, for the exposure builders and the audit trail.
 """
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -33,8 +34,10 @@ def _now_whole_seconds():
 def venue_build(*, owner, name_en, name_zh, address_en="", address_zh="", district="", category) -> Venue:
     """An unsaved, validated Venue; a taxi's names become its normalised licence plate."""
     if category == Category.TAXI:
-        plate = taxi_plate_normalise(name_en or name_zh)
-        name_en = name_zh = plate
+        try:
+            name_en = name_zh = taxi_plate_normalise(name_en or name_zh)
+        except ValidationError as error:
+            raise ValidationError({"name_en": error.messages}) from error
     venue = Venue(
         owner=owner,
         name_en=name_en.strip(),

@@ -4,16 +4,14 @@ Errors from every view use the one format of leavehome/api.py; the statuses each
 answer are declared with extend_schema so the OpenAPI document matches what it does.
 """
 
-import hashlib
-
 from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
-from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from leavehome.lib.conditional import etag_matches, json_etag
 from notifications import feed
 from notifications.api import serializers as s
 from notifications.api.authentication import DeviceAuthentication, IsDevice
@@ -232,14 +230,12 @@ class ExposureFeedView(PhoneAPIView):
                 "next": number + 1 if page.closed else number,
             }
         ).data
-        etag = '"' + hashlib.sha256(JSONRenderer().render(body)).hexdigest()[:32] + '"'
+        etag = json_etag(body)
         # Only a closed page asked for by number is immutable; the page-less URL means "the
         # oldest retained page", which moves as old items are purged.
         immutable = page.closed and "page" in query.validated_data
         cache_control = "public, max-age=31536000, immutable" if immutable else "public, max-age=60"
         headers = {"ETag": etag, "Cache-Control": cache_control}
-        # Weak comparison (RFC 9110 §13.1.2): a proxy that compresses the body marks it W/.
-        sent = {tag.strip().removeprefix("W/") for tag in request.headers.get("If-None-Match", "").split(",")}
-        if etag in sent or "*" in sent:
+        if etag_matches(request, etag):
             return Response(status=status.HTTP_304_NOT_MODIFIED, headers=headers)
         return Response(body, headers=headers)

@@ -95,7 +95,7 @@ def official():
 
 
 def case_publish_at(*, venue, start: dt.datetime, minutes: int = 60, **case_fields) -> CaseVisit:
-    """Publish a case with one visit through the matching engineer's service; returns the visit."""
+    """Publish a case with one visit through the publication service and its matching; returns the visit."""
     from notifications.tasks import case_publish_and_match
 
     visit = case_visit_make(venue=venue, start=start, minutes=minutes, status=Case.Status.DRAFT, **case_fields)
@@ -111,7 +111,7 @@ def uploads_swept() -> int:
 
 
 def case_visit_make(*, venue, start: dt.datetime, minutes: int = 60, status=Case.Status.PUBLISHED, **case_fields):
-    """A case with one visit; no exposure tokens (the matching engineer's services make those)."""
+    """A case with one visit; no exposure tokens (publication makes those)."""
     case = Case.objects.create(
         reference=f"C{next(_serial)}", confirmed_on=timezone.localdate(), status=status, **case_fields
     )

@@ -17,5 +17,5 @@ class Command(BaseCommand):
             if if_missing:
                 self.stdout.write("A signing key is active already.")
                 return
-            raise CommandError(str(error)) from error
+            raise CommandError(error.text) from error
         self.stdout.write(self.style.SUCCESS(f"Created active signing key {key.kid}."))

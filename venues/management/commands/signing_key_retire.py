@@ -20,5 +20,5 @@ class Command(BaseCommand):
         except SigningKey.DoesNotExist as error:
             raise CommandError(f"No signing key {kid}.") from error
         except SigningKeyError as error:
-            raise CommandError(str(error)) from error
+            raise CommandError(error.text) from error
         self.stdout.write(self.style.SUCCESS(f"Signing key {key.kid} is {key.status}."))
