@@ -55,6 +55,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
+    "leavehome.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -93,7 +94,7 @@ TEMPLATES = [
 # Connections are kept (CONN_MAX_AGE) by web threads: a new PostgreSQL backend costs ~8 ms of
 # server CPU, more than a whole upload. No health check per request either: it is a
 # ``SELECT 1`` round trip on every request; a connection that died (PostgreSQL restarted)
-# fails one request with 503 instead, and Django drops it (leavehome/api.py).
+# fails one request with 503 instead, and Django drops it (leavehome/middleware.py).
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
