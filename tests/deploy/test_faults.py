@@ -34,10 +34,12 @@ def processes(tmp_path):
     running.stop_all()
 
 
-def _redis(processes, port):
+def private_redis(processes, port, *, directory=None):
+    """A redis-server of the test's own on ``port``; with ``directory``, persisted there (AOF)."""
+    persistence = ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(directory)] if directory else []
     process = processes.start(
         f"redis-{port}-{len(processes.running)}",
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", *persistence],
         dict(os.environ),
     )
     _wait_for(
@@ -56,7 +58,7 @@ def _register(client, base):
 
 def test_with_the_cache_down_the_api_serves_unthrottled_and_throttles_again_after(processes):
     cache_port, web_port = _free_port(), _free_port()
-    cache = _redis(processes, cache_port)
+    cache = private_redis(processes, cache_port)
     env = production_env(
         TEST_BROKER_URL,
         "faults-unused",
@@ -87,7 +89,7 @@ def test_with_the_cache_down_the_api_serves_unthrottled_and_throttles_again_afte
     assert "rate limits not enforced" in processes.log("web")
 
     # The cache is back (empty): counting starts again, and the limit holds.
-    _redis(processes, cache_port)
+    private_redis(processes, cache_port)
     assert [_register(client, base).status_code for _ in range(4)] == [201, 201, 201, 429]
 
 

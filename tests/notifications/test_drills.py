@@ -21,7 +21,8 @@ from notifications.partitions import visit_token_partitions_ensure
 from notifications.push.tasks import push_later
 from notifications.tasks import case_publish_and_match
 from tests.conftest import workers_on
-from tests.deploy.test_topology import RABBITMQ_URL
+from tests.deploy.test_faults import private_redis
+from tests.deploy.test_topology import RABBITMQ_URL, Processes, _free_port
 from tests.notifications.push_fixtures import device_with_channel, fcm_token, notifications_for
 from tests.notifications.push_peers import FcmPeer
 from tests.notifications.test_matching_worker import ZONE, _matching_statement_waits_on_a_lock, _wait_for
@@ -147,3 +148,29 @@ def test_a_push_service_down_for_many_retries_then_back_delivers_each_push_once(
     assert len(fcm_peer.for_address(fcm_token(99))) == settings.PUSH_MAX_ATTEMPTS
     assert Notification.objects.filter(pk=given_up.notification_id).exists()  # still there to poll
     assert fcm_peer.problems == []
+
+
+def test_the_broker_restarted_mid_publication_loses_and_repeats_nothing(
+    settings, tmp_path, big_case, notification_table_held
+):
+    """A private Redis broker (persisted, as a production Redis broker must be) is stopped
+    while the worker is inside the first of the publication's tasks, then started again."""
+    processes = Processes(tmp_path)
+    port = _free_port()
+    try:
+        broker = private_redis(processes, port, directory=tmp_path)
+        with workers_on(f"redis://127.0.0.1:{port}/0", settings, CELERY_VISIBILITY_TIMEOUT="30") as start_worker:
+            start_worker()
+            case_publish_and_match(case=big_case, actor=None)
+            _wait_for(_matching_statement_waits_on_a_lock, "the first matching statement to block", 60)
+            broker.terminate()
+            broker.wait(30)
+            notification_table_held.set()  # the first task finishes while the broker is away
+            private_redis(processes, port, directory=tmp_path)
+            expected = DATES * DEVICES
+            _wait_for(lambda: Notification.objects.count() >= expected, f"{expected} notifications", RECOVERY_SECONDS)
+            time.sleep(2)
+    finally:
+        processes.stop_all()
+    pairs = set(Notification.objects.values_list("device_id", "case_visit_id"))
+    assert Notification.objects.count() == len(pairs) == DATES * DEVICES
