@@ -17,6 +17,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from leavehome.admin import admin_action_each
 from leavehome.digits import AsciiIntegerFormField
@@ -28,6 +29,17 @@ from venues.models import Venue
 
 # A case-visit CSV an official uploads: a few hundred rows at most (cases.IMPORT_MAX_ROWS).
 IMPORT_MAX_BYTES = 256 * 1024
+
+
+def _publish_later(case, actor):
+    """Queue a case's publication; a broker outage is the official's to hear about, not a 500."""
+    try:
+        tasks.case_publish_later(case=case, actor=actor)
+    except KombuOperationalError as error:
+        # Nothing was queued and the case is still a draft: publishing again later is safe.
+        raise ValidationError(
+            _("The task queue is unavailable, so the case was not queued. Try again in a minute.")
+        ) from error
 
 
 class CaseVisitForm(forms.ModelForm):
@@ -112,7 +124,7 @@ class CaseAdmin(admin.ModelAdmin):
             self,
             request,
             queryset,
-            lambda case: tasks.case_publish_later(case=case, actor=request.user),
+            lambda case: _publish_later(case, request.user),
             lambda n: (
                 ngettext("%(n)d case queued for publication.", "%(n)d cases queued for publication.", n) % {"n": n}
             ),

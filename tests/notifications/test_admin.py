@@ -88,6 +88,32 @@ def test_a_health_official_publishes_and_withdraws_a_case(official_client, draft
     assert draft.status == Case.Status.WITHDRAWN
 
 
+@pytest.fixture
+def broker_down(settings):
+    """Tasks go to a broker nobody listens on (port 1), as during a broker outage."""
+    from leavehome.celery import app
+    from tests.conftest import _reset_broker_connections
+
+    saved = {key: app.conf.get(key) for key in ("CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL")}
+    app.conf.update({"CELERY_TASK_ALWAYS_EAGER": False, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"})
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    _reset_broker_connections(app)
+    yield
+    app.conf.update(saved)
+    _reset_broker_connections(app)
+
+
+# Committed at once, as in production, so the task is sent (and fails) inside the request.
+@pytest.mark.django_db(transaction=True)
+def test_publishing_with_the_broker_down_says_so_and_leaves_the_case_a_draft(official_client, draft, broker_down):
+    answer = _action(official_client, "publish", draft)
+    assert answer.status_code == 302
+    page = official_client.get(answer["Location"]).content.decode()
+    assert "task queue is unavailable" in page
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.DRAFT
+
+
 def test_staff_without_the_permission_cannot_see_or_publish_cases(client, draft):
     client.force_login(_staff("someone-else"))
     assert client.get(reverse("admin:notifications_case_changelist")).status_code == 403
