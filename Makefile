@@ -6,9 +6,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 # Debian packages: a TrueType CJK font for the posters; chromium for the browser tests;
-# nginx to check deploy/nginx.conf in front of gunicorn.
+# nginx to check deploy/nginx.conf in front of gunicorn; logrotate to check deploy/logrotate.conf.
 APT_RUN := fonts-wqy-zenhei
-APT_TEST := $(APT_RUN) chromium nginx
+APT_TEST := $(APT_RUN) chromium nginx logrotate
 PYTEST_ARGS ?=
 
 .PHONY: run test lint check-deploy venv

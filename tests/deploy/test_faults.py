@@ -93,7 +93,8 @@ def test_with_the_cache_down_the_api_serves_unthrottled_and_throttles_again_afte
     assert [_register(client, base).status_code for _ in range(4)] == [201, 201, 201, 429]
 
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+# Debian's server binaries (initdb, pg_ctl) are not on PATH; the newest installed version.
+PG_BIN = max(Path("/usr/lib/postgresql").glob("*/bin"), key=lambda path: int(path.parent.name), default=Path("/"))
 
 
 class PrivatePostgres:
