@@ -30,24 +30,26 @@ from notifications.partitions import visit_token_partitions_ensure
 # inserts read ``held``); the caller learns it from the empty result.
 #
 # The partitioned table has no unique key (notifications/partitions.py: hash indexes ingest
-# faster), so ON CONFLICT cannot drop a re-uploaded token there; the NOT EXISTS does, by
-# reading this device's rows of these dates through the per-partition hash index on
-# device_id (a phone holds a few hundred). Only two concurrent uploads of the same token by
-# the same device can still both insert it, which matching ignores (it groups by device and
-# case visit). Plan (EXPLAIN on PostgreSQL 15): ``v.date = ANY(%s)`` prunes to the upload's
-# partitions, and the anti-join probes each with the hash indexes on device_id and token.
+# faster), so ON CONFLICT cannot drop a re-uploaded token there; the EXCEPT does, by reading
+# this device's rows of these dates through the per-partition hash index on device_id (a
+# phone holds a few hundred) and keeping the uploaded pairs not among them. Driving it from
+# the device, not from each token, keeps its cost independent of how many phones share a
+# token (a busy venue's day token is shared by thousands). Only two concurrent uploads of the
+# same token by the same device can still both insert it, which matching ignores (it groups
+# by device and case visit). ``v.date = ANY(%s)`` prunes to the upload's partitions.
 _INGEST = sql.SQL(
     """
     WITH held AS MATERIALIZED (
         SELECT d.id FROM {device} AS d WHERE d.id = %s FOR KEY SHARE
     ), stored AS (
         INSERT INTO {table} ({date}, {token}, {device_id})
-        SELECT u.d, u.t, held.id FROM held, unnest(%s::date[], %s::bytea[]) AS u(d, t)
-        WHERE NOT EXISTS (
-            SELECT 1 FROM {table} AS v
-            WHERE v.{device_id} = held.id AND v.{date} = u.d AND v.{token} = u.t AND v.{date} = ANY(%s::date[])
-        )
-        ORDER BY u.d, u.t
+        SELECT n.d, n.t, held.id FROM held, (
+            SELECT u.d, u.t FROM unnest(%s::date[], %s::bytea[]) AS u(d, t)
+            EXCEPT
+            SELECT v.{date}, v.{token} FROM {table} AS v, held AS h
+            WHERE v.{device_id} = h.id AND v.{date} = ANY(%s::date[])
+        ) AS n
+        ORDER BY n.d, n.t
     ), queued AS (
         INSERT INTO {backlog} (device_id, date)
         SELECT held.id, q.d FROM held, unnest(%s::date[]) AS q(d)

@@ -144,7 +144,7 @@ def visit_upload(request):
     """Store a device's visit tokens: all or nothing; re-uploading is harmless."""
     if request.method != "POST":
         return error_response(
-            405, "method_not_allowed", f'Method "{request.method}" not allowed.', headers={"Allow": "POST, OPTIONS"}
+            405, "method_not_allowed", f'Method "{request.method}" not allowed.', headers={"Allow": "POST"}
         )
     secret = _bearer_secret(request)
     if secret is None:

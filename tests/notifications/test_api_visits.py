@@ -207,3 +207,55 @@ def test_an_upload_of_garbage_names_a_bounded_number_of_bad_tokens(api, secret):
     answer = upload(api, secret, body)
     assert answer.status_code == 400
     assert list(answer.json()["error"]["fields"]) == [f"days.0.tokens.{n}" for n in range(20)]
+
+
+def _raw_upload(api, secret, raw: bytes):
+    return api.generic("POST", "/api/v1/visits", raw, content_type="application/json", **bearer(secret))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"days": ' + b"[" * 50_000 + b"]" * 50_000 + b"}",  # nested past any parser's depth
+        b'{"\\ud800": 1}',  # a lone surrogate in a field name
+        b'{"days": [{"date": "\xff\xfe", "tokens": []}]}',  # not UTF-8
+        b"",
+    ],
+    ids=["deep", "lone-surrogate", "not-utf8", "empty"],
+)
+def test_bodies_no_parser_should_accept_are_400_json_and_store_nothing(api, secret, raw):
+    before = row_counts()
+    answer = _raw_upload(api, secret, raw)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "parse_error"
+    assert row_counts() == before
+
+
+@pytest.mark.parametrize("date", ["٢٠٢٦-١٢-٠١", "２０２６-１２-０１"], ids=["arabic-indic", "full-width"])
+def test_dates_must_be_written_in_ascii_digits(api, secret, date):
+    answer = upload(api, secret, {"days": [{"date": date, "tokens": [token()]}]})
+    assert answer.status_code == 400
+    assert "days.0.date" in answer.json()["error"]["fields"]
+
+
+def test_a_stranger_gets_401_even_for_a_bad_body(api):
+    stranger = base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+    assert upload(api, stranger, {"days": "nope"}).status_code == 401
+    assert _raw_upload(api, stranger, b"{not json").status_code == 401
+    missing = api.post("/api/v1/visits", "{}", content_type="application/json")
+    assert (missing.status_code, missing.json()["error"]["code"]) == (401, "not_authenticated")
+    assert missing["WWW-Authenticate"] == 'Bearer realm="api"'
+
+
+def test_an_accepted_upload_is_not_cached(api, secret):
+    answer = upload(api, secret, {"days": [{"date": today().isoformat(), "tokens": [token()]}]})
+    assert (answer.status_code, answer["Cache-Control"]) == (202, "no-store")
+
+
+def test_the_upload_is_described_in_the_openapi_document(api):
+    schema = api.get("/api/schema/", HTTP_ACCEPT="application/json")
+    operation = json.loads(schema.content)["paths"]["/api/v1/visits"]["post"]
+    assert operation["operationId"] == "visits_upload"
+    assert operation["security"] == [{"deviceSecret": []}]
+    assert {"202", "400", "401", "413", "415", "429"} <= set(operation["responses"])
+    assert "requestBody" in operation
