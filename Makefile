@@ -6,12 +6,15 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 # Debian packages: a TrueType CJK font for the posters; chromium for the browser tests;
-# nginx to check deploy/nginx.conf in front of gunicorn; logrotate to check deploy/logrotate.conf.
+# nginx to check deploy/nginx.conf in front of gunicorn; logrotate to check
+# deploy/logrotate.conf; wrk, B1's load generator.
 APT_RUN := fonts-wqy-zenhei
 APT_TEST := $(APT_RUN) chromium nginx logrotate
+APT_BENCH := $(APT_RUN) wrk
 PYTEST_ARGS ?=
+BENCH_SCALE ?= small
 
-.PHONY: run test lint check-deploy venv
+.PHONY: run test lint bench check-deploy venv
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +44,12 @@ run: $(BIN)/.installed
 test: $(BIN)/.installed
 	$(call apt_ensure,$(APT_TEST))
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The benchmarks (docs/benchmarks.md): `make bench` is CI's smoke run, correctness only;
+# BENCH_SCALE=full for the figures. Database: BENCH_DATABASE_URL, else postgres://…/lh_bench.
+bench: $(BIN)/.installed
+	$(call apt_ensure,$(APT_BENCH))
+	$(BIN)/python -m bench.run --scale $(BENCH_SCALE)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

@@ -28,7 +28,7 @@ import httpx
 
 from bench import datagen, load
 from bench.common import PROJECT_DIR, Options, Report, Stopwatch, check, django_setup, fmt, parse_options, rate
-from bench.processes import CpuMeter, celery_worker_start, descendants, free_port
+from bench.processes import CpuMeter, celery_worker_start, free_port
 
 SIZES = {"small": 400, "medium": 20_000, "full": 100_000}
 KEYPAIRS = 40
@@ -152,7 +152,7 @@ def fan_out(options: Options, devices: list, case_visit, receiver: str, processe
     queue = f"bench-push-{uuid.uuid4().hex[:8]}"
     environment = load.worker_environment(options.database_url, queue)
     workers = [celery_worker_start(environment, queue=queue, name=f"push{i}") for i in range(processes)]
-    meter = CpuMeter({"workers": lambda: [pid for worker in workers for pid in descendants(worker.pid)]})
+    meter = CpuMeter({"workers": lambda: [worker.pid for worker in workers]})
     try:
         meter.start()
         with load.tasks_to_broker(queue), transaction.atomic():

@@ -1,7 +1,7 @@
 """B6 purge: a day of visit tokens past retention dropped by the retention service.
 
-A date older than the retention window is loaded by COPY (20M tokens at full scale, a Hong
-Kong day's third), then ``notifications.retention.retention_purge`` runs, exactly as the beat
+A date older than the retention window is generated inside PostgreSQL (20M tokens at full
+scale, a Hong Kong day's third), then ``notifications.retention.retention_purge`` runs, exactly as the beat
 task does. Every statement it runs is captured: the visit tokens must go by partition DETACH
 and DROP, never by a DELETE on the table or a daily partition (only the DEFAULT partition's
 stray rows may be deleted, in bounded chunks).
@@ -132,7 +132,10 @@ def run(options: Options) -> Report:
         ],
     )  # fmt: skip
     if loaded:
-        report.note(f"The day was loaded by COPY: {fmt(loaded)} tokens in {load_seconds:.1f} s (with VACUUM ANALYZE).")
+        report.note(
+            f"The day was generated inside PostgreSQL: {fmt(loaded)} tokens in {load_seconds:.1f} s "
+            "(with VACUUM ANALYZE)."
+        )
     report.note(
         "Correctness: the partition is gone, the purge reported it, no token of that date remains, every other "
         "partition is there with no row deleted (n_tup_del), and no DELETE touched the table or a daily partition."

@@ -12,6 +12,7 @@ import datetime as dt
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -118,14 +119,16 @@ def database_ensure(database_url: str) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def django_setup(options: Options) -> None:
-    """Create and migrate the database, then set Django up in this process with the bench settings."""
+def django_setup(options: Options, **environment: str) -> None:
+    """Create and migrate the database, then set Django up in this process with the bench settings
+    (plus ``environment``, read by the settings before they are loaded)."""
     if not options.database_url.startswith(("postgres://", "postgresql://")):
         raise SystemExit("the benchmarks run on PostgreSQL only: pass --database-url postgres://…")
+    # A benchmark stopped by SIGTERM (timeout, CI) unwinds like Ctrl-C, so the servers it started stop too.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     database_ensure(options.database_url)
-    environment = bench_environment(options.database_url)
     os.environ.clear()
-    os.environ.update(environment)
+    os.environ.update(bench_environment(options.database_url, **environment))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "leavehome.settings")
     sys.path.insert(0, str(PROJECT_DIR))
     import django
@@ -135,6 +138,10 @@ def django_setup(options: Options) -> None:
 
     call_command("migrate", verbosity=0, interactive=False)
     _database_backend_renice()
+
+
+def _exit_on_sigterm(signum, frame) -> None:
+    raise SystemExit(128 + signum)
 
 
 def _database_backend_renice() -> None:

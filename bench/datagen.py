@@ -6,11 +6,9 @@ this process nor the server ever holds more than one chunk. Background tokens ar
 index exactly like real tokens, and they can never match an exposure by chance (2^-128).
 The tokens that must match are planted separately, computed by the reference phone client.
 
-For the bulk background load the tokens of each date are generated in ascending order (a
-random 12-byte tail under an evenly spaced 4-byte head): a B-tree then grows at its right
-edge, as it would after ``CREATE INDEX``, instead of splitting random leaves, which makes a
-100M-row load take minutes rather than an hour on this machine. The value distribution is
-still uniform. The raw-COPY limit of B1 uses fully random tokens, like real uploads.
+The bulk background (tens of millions of rows a date) is generated inside PostgreSQL
+instead (``background_ensure``, below). The raw-COPY limit of B1 uses fully random tokens,
+like real uploads, sent from Python by COPY as an upload's rows would be.
 """
 
 import datetime as dt
@@ -62,14 +60,6 @@ def random_tokens(count: int) -> list[bytes]:
     return [pool[i : i + 16] for i in range(0, 16 * count, 16)]
 
 
-def ascending_tokens(start: int, count: int, total: int) -> list[bytes]:
-    """Tokens ``start … start+count`` of ``total`` in ascending order, each with a random tail."""
-    tails = os.urandom(12 * count)
-    step = (1 << 32) / total
-    pack = struct.Struct(">I").pack
-    return [pack(int((start + i) * step)) + tails[12 * i : 12 * i + 12] for i in range(count)]
-
-
 def device_pool(count: int, *, seed: str) -> list[bytes]:
     """``count`` deterministic device ids (raw 16 bytes) of a named pool."""
     return [hashlib.sha256(f"{seed}:{i}".encode()).digest()[:16] for i in range(count)]
@@ -92,16 +82,6 @@ def devices_copy(device_ids: list[bytes]) -> None:
         raw.execute(f'INSERT INTO "{table}" SELECT * FROM bench_new_devices ON CONFLICT DO NOTHING')
 
 
-def background_chunks(date: dt.date, count: int, device_ids: list[bytes]) -> Iterator[bytes]:
-    """``count`` random-looking tokens of ``date`` in ascending order, in COPY chunks."""
-    pool = len(device_ids)
-    for start in range(0, count, CHUNK_ROWS):
-        size = min(CHUNK_ROWS, count - start)
-        tokens = ascending_tokens(start, size, count)
-        devices = [device_ids[(start + i) * 7919 % pool] for i in range(size)]
-        yield visit_token_rows(date, tokens, devices)
-
-
 def random_chunks(date: dt.date, count: int, device_ids: list[bytes]) -> Iterator[bytes]:
     """``count`` fully random tokens of ``date`` (the order real uploads arrive in)."""
     pool = len(device_ids)
@@ -112,14 +92,27 @@ def random_chunks(date: dt.date, count: int, device_ids: list[bytes]) -> Iterato
 
 
 # --- the stored background, kept across runs so a larger scale only adds what is missing ---
+#
+# Generated inside PostgreSQL, not sent by COPY: a 10M- and an 80M-token day are 90M rows, which
+# Python would take an hour to build and stream. Row i of a date has the token
+# sha256(date salt || i)[:16] (as random as an HMAC output, and reproducible) and one of
+# NOISE_DEVICES devices. A date with no partition yet gets a plain table filled first, its hash
+# indexes built after the rows (much faster than growing them row by row), and is then
+# ATTACHed the way notifications/partitions.py attaches partitions (a CHECK constraint equal to
+# the range first, so ATTACH need not scan it; the project's partitioned indexes adopt the ones
+# built here). A date whose background differs from the size asked is dropped and generated
+# again, so a partition is always exactly the size its figures are labelled with.
 
 LAYOUT_TABLE = "bench_layout"
 NOISE_DEVICES = 100_000
+NOISE_DEVICE_ID_SQL = "md5('bench-noise:' || ({n}))::uuid"
+# Row i's token: the first 16 bytes of sha256(date salt || i).
+BACKGROUND_VALUE_SQL = "substring(sha256(convert_to(%(salt)s, 'UTF8') || int8send(i)) FROM 1 FOR 16)"
 
 
 def _layout_ready(cursor) -> None:
     # The benchmark's own bookkeeping, in its own database: how many background tokens each
-    # date already holds, so growing from 10M to 30M loads only the difference.
+    # date holds, so a run at the same size generates nothing.
     cursor.execute(f"CREATE TABLE IF NOT EXISTS {LAYOUT_TABLE} (date date PRIMARY KEY, background bigint NOT NULL)")
 
 
@@ -130,48 +123,98 @@ def layout_counts() -> dict[dt.date, int]:
         return dict(cursor.fetchall())
 
 
-def noise_devices() -> list[bytes]:
-    """The device ids the background tokens belong to (created once, by COPY)."""
+def noise_devices_ensure() -> None:
+    """The Device rows the background tokens belong to (created once, inside PostgreSQL)."""
     from notifications.models import Device
 
-    ids = device_pool(NOISE_DEVICES, seed="bench-noise")
-    if not Device.objects.filter(id=uuid.UUID(bytes=ids[-1])).exists():
-        devices_copy(ids)
-    return ids
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{Device._meta.db_table}" (id, secret_hash, created_at, last_seen_on) '
+            f"SELECT {NOISE_DEVICE_ID_SQL.format(n='n')}, sha256(convert_to('bench-noise-secret:' || n, 'UTF8')), "
+            "now(), current_date FROM generate_series(0, %s) n ON CONFLICT DO NOTHING",
+            [NOISE_DEVICES - 1],
+        )
+
+
+def _background_select(date: dt.date, count: int) -> tuple[str, dict]:
+    sql = (
+        f"SELECT %(date)s::date, {BACKGROUND_VALUE_SQL}, {NOISE_DEVICE_ID_SQL.format(n='i %% ' + str(NOISE_DEVICES))} "
+        "FROM generate_series(%(first)s::bigint, %(last)s::bigint) i"
+    )
+    return sql, {"date": date, "salt": f"bench-background:{date}:", "first": 0, "last": count - 1}
+
+
+def _partition_exists(cursor, name: str) -> bool:
+    cursor.execute("SELECT 1 FROM pg_class WHERE relname = %s AND relkind = 'r'", [name])
+    return cursor.fetchone() is not None
+
+
+def _generate_new_partition(cursor, date: dt.date, count: int) -> None:
+    from psycopg import sql as psql
+
+    from notifications.partitions import PARENT, partition_name
+
+    names = {
+        "child": psql.Identifier(partition_name(date)),
+        "parent": psql.Identifier(PARENT),
+        "check": psql.Identifier(f"{partition_name(date)}_range"),
+        "token_index": psql.Identifier(f"{partition_name(date)}_token_idx"),
+        "device_index": psql.Identifier(f"{partition_name(date)}_device_id_idx"),
+        "start": psql.Literal(date),
+        "end": psql.Literal(date + dt.timedelta(days=1)),
+    }
+
+    def run(statement: str) -> None:
+        cursor.execute(psql.SQL(statement).format(**names).as_string(connection.connection))
+
+    run("CREATE TABLE {child} (LIKE {parent} INCLUDING DEFAULTS)")
+    run("ALTER TABLE {child} ADD CONSTRAINT {check} CHECK (date >= {start} AND date < {end})")
+    select, params = _background_select(date, count)
+    table = psql.Identifier(partition_name(date)).as_string(connection.connection)
+    cursor.execute(f"INSERT INTO {table} (date, token, device_id) {select}", params)
+    cursor.execute("SET LOCAL maintenance_work_mem = '512MB'")
+    run("CREATE INDEX {token_index} ON {child} USING hash (token)")
+    run("CREATE INDEX {device_index} ON {child} USING hash (device_id)")
+    run("ALTER TABLE {parent} ATTACH PARTITION {child} FOR VALUES FROM ({start}) TO ({end})")
+    run("ALTER TABLE {child} DROP CONSTRAINT {check}")
 
 
 def background_ensure(targets: dict[dt.date, int]) -> tuple[int, float]:
-    """Bring each date's background tokens up to its target by COPY; returns (rows loaded, seconds).
+    """Give each date exactly its target of background tokens; returns (rows generated, seconds).
 
-    Each date is loaded in its own transaction, then the table is vacuumed and analysed so
-    the planner has statistics and index-only scans see an up-to-date visibility map, as
-    they would on a production table that autovacuum keeps.
+    A date already at its target is kept (with whatever earlier runs planted or uploaded
+    there); any other date's partition is dropped and generated afresh, each in its own
+    transaction, then vacuumed and analysed, so the planner has statistics and the pages'
+    hint bits are set, as autovacuum keeps them on a production table.
     """
     import time
 
     from django.db import transaction
 
-    from notifications.partitions import visit_token_partitions_ensure
+    from notifications.partitions import partition_name, visit_token_partition_drop
 
     have = layout_counts()
-    missing = {date: count - have.get(date, 0) for date, count in targets.items() if count > have.get(date, 0)}
+    missing = {date: count for date, count in targets.items() if have.get(date) != count}
     if not missing:
         return 0, 0.0
-    devices = noise_devices()
+    noise_devices_ensure()
     started = time.perf_counter()
     for date, count in sorted(missing.items()):
-        with transaction.atomic():
-            visit_token_partitions_ensure([date])
-            copy_visit_tokens(background_chunks(date, count, devices))
-            with connection.cursor() as cursor:
-                cursor.execute(
-                    f"INSERT INTO {LAYOUT_TABLE} VALUES (%s, %s) ON CONFLICT (date) DO UPDATE "
-                    f"SET background = {LAYOUT_TABLE}.background + excluded.background",
-                    [date, count],
-                )
-    loaded_seconds = time.perf_counter() - started
-    vacuum_analyze()
-    return sum(missing.values()), loaded_seconds
+        with connection.cursor() as cursor:
+            exists = _partition_exists(cursor, partition_name(date))
+        if exists:
+            visit_token_partition_drop(partition_name(date))
+        with transaction.atomic(), connection.cursor() as cursor:
+            _generate_new_partition(cursor, date, count)
+            cursor.execute(
+                f"INSERT INTO {LAYOUT_TABLE} VALUES (%s, %s) ON CONFLICT (date) DO UPDATE SET background = %s",
+                [date, count, count],
+            )
+    generated_seconds = time.perf_counter() - started
+    with connection.cursor() as cursor:
+        for date in sorted(missing):
+            cursor.execute(f'VACUUM (ANALYZE) "{partition_name(date)}"')
+    return sum(missing.values()), generated_seconds
 
 
 def vacuum_analyze() -> None:

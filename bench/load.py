@@ -1,86 +1,145 @@
-"""The web path under load: gunicorn and a Celery worker on Redis, and phones played by the
-reference client (tests.phone) uploading visits over HTTP on 127.0.0.1.
+"""The web path under load: deploy/Procfile's web, worker and beat on the bench's own port,
+queue and Redis database, and phones played by the reference client (tests.phone).
 
 Phones are registered through the device service beforehand (registration is not what is
-measured); every upload then goes through the real protocol: the phone derives its tokens
-from verified venue codes and POSTs them to /api/v1/visits. The load generator runs in this
-process with one thread and one keep-alive connection per concurrent phone; its own CPU time
-is reported, since on two cores it competes with the server it measures.
+measured); their uploads are derived by the reference client from verified venue codes, as
+a phone derives them, and sent over HTTP by a load generator (bench/b1_ingest.py).
 """
 
 import datetime as dt
+import json
 import random
-import resource
-import threading
+import tempfile
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 
-from bench.common import DEFAULT_BROKER_URL, bench_environment, percentile
-from bench.processes import celery_worker_start, gunicorn_start
+from bench.common import DEFAULT_BROKER_URL, bench_environment
+from bench.processes import (
+    free_port,
+    procfile_start,
+    wait_http_ok,
+    wait_worker_ready,
+)
 
 CACHE_URL = "redis://127.0.0.1:6379/13"
 
 
 @dataclass
-class Stack:
+class DeployedStack:
+    """deploy/Procfile's web, worker and beat, on the bench's own port, queue and Redis database."""
+
     port: int
     queue: str
     broker_url: str
     web: object
-    workers: list
+    worker: object
+    beat: object
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    @property
+    def servers(self) -> list:
+        return [self.web, self.worker, self.beat]
+
     def sample_rss(self) -> None:
-        for server in [self.web, *self.workers]:
+        for server in self.servers:
             server.sample_rss()
 
-    def backlog(self) -> int:
-        """Tasks waiting in the queue (a Redis list named after it)."""
+    def backlog(self) -> dict[str, int]:
+        """What is not matched yet: dates waiting in the upload backlog table, and matching tasks
+        queued or taken but not acknowledged on the broker (its list and its ``unacked`` hash).
+        The sweep ticks beat sends every second are not counted: they are the machinery, not work."""
         import redis
+        from django.db import connection
+
+        from notifications.models import UploadBacklog
 
         client = redis.Redis.from_url(self.broker_url)
         try:
-            return client.llen(self.queue)
+            queued = _matching_tasks(client.lrange(self.queue, 0, -1))
+            taken = _matching_tasks(json.loads(value)[0] for value in client.hvals("unacked"))
         finally:
             client.close()
+        with connection.cursor() as cursor:
+            cursor.execute(f'SELECT count(*) FROM "{UploadBacklog._meta.db_table}"')
+            (dates,) = cursor.fetchone()
+        return {"upload backlog rows (dates)": dates, "matching tasks queued": queued, "matching tasks taken": taken}
+
+    def drained(self) -> bool:
+        return not any(self.backlog().values())
+
+
+MATCHING_TASKS = {"notifications.match_publication", "notifications.match_uploads"}
+
+
+def _matching_tasks(messages) -> int:
+    """How many of the broker's messages (kombu's JSON envelopes) are matching tasks."""
+    count = 0
+    for message in messages:
+        envelope = json.loads(message) if isinstance(message, bytes | str) else message
+        count += envelope.get("headers", {}).get("task") in MATCHING_TASKS
+    return count
 
 
 @contextmanager
-def server_stack(database_url: str, *, web_workers: int, worker_processes: int = 1, concurrency: int = 1):
-    """gunicorn (sync workers) and Celery worker processes on one fresh queue, stopped on exit."""
+def deployed_stack(database_url: str, *, settings_module: str = "bench.settings"):
+    """Start deploy/Procfile's ``web``, ``worker`` and ``beat`` as a process manager would, with
+    their defaults (gunicorn from deploy/gunicorn.conf.py; CELERY_CONCURRENCY and the GUNICORN_*
+    variables pass through from the environment if set), stopped on exit.
+
+    The broker is the bench's Redis database, flushed first so nothing of an earlier run is
+    left in its queue; web serves ``settings_module`` (the production settings plus the bare
+    view of bench/urls.py)."""
+    import redis
+
     queue = f"bench-{uuid.uuid4().hex[:8]}"
+    port = free_port()
+    redis.Redis.from_url(DEFAULT_BROKER_URL).flushdb()
+    schedule = Path(tempfile.mkdtemp(prefix="lh-bench-beat-")) / "celerybeat-schedule"
     environment = bench_environment(
         database_url,
         CELERY_BROKER_URL=DEFAULT_BROKER_URL,
         CELERY_TASK_DEFAULT_QUEUE=queue,
         CACHE_URL=CACHE_URL,
+        CELERY_BEAT_SCHEDULE_FILE=str(schedule),
+        GUNICORN_BIND=f"127.0.0.1:{port}",
     )
-    web, port = gunicorn_start(environment, workers=web_workers)
-    workers = []
+    started = []
     try:
-        for index in range(worker_processes):
-            workers.append(celery_worker_start(environment, queue=queue, concurrency=concurrency, name=f"bench{index}"))
-        yield Stack(port=port, queue=queue, broker_url=DEFAULT_BROKER_URL, web=web, workers=workers)
+        web = procfile_start("web", {**environment, "DJANGO_SETTINGS_MODULE": settings_module})
+        started.append(web)
+        worker = procfile_start("worker", environment)
+        started.append(worker)
+        beat = procfile_start("beat", environment)
+        started.append(beat)
+        wait_http_ok(web, port)
+        wait_worker_ready(worker, DEFAULT_BROKER_URL)
+        time.sleep(1.0)  # every gunicorn worker booted, beat's first tick sent
+        yield DeployedStack(port=port, queue=queue, broker_url=DEFAULT_BROKER_URL, web=web, worker=worker, beat=beat)
     finally:
-        for server in [*workers, web]:
+        for server in reversed(started):
             server.sample_rss()
             server.stop()
 
 
-def drain(stack: Stack, timeout: float = 600.0) -> float:
-    """Wait until the queue is empty; returns the seconds it took."""
-    started = time.monotonic()
-    while stack.backlog() and time.monotonic() - started < timeout:
-        stack.sample_rss()
-        time.sleep(0.2)
-    return time.monotonic() - started
+def drain_wait(stack: DeployedStack, *, timeout: float, on_sample=None, interval: float = 0.05) -> bool:
+    """Wait until nothing is left to match (``stack.drained()``); False on timeout."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        backlog = stack.backlog()
+        if on_sample is not None:
+            on_sample(backlog)
+        if not any(backlog.values()):
+            return True
+        time.sleep(interval)
+    return False
 
 
 # --- phones ------------------------------------------------------------------------------
@@ -119,126 +178,6 @@ def random_visits(codes: list, rng: random.Random, *, visits: int, days: list[dt
             t_in, t_out = now - 7200, now - 600
         planned.append((rng.choice(codes), t_in, t_out))
     return planned
-
-
-@dataclass
-class LoadResult:
-    requests: int = 0
-    tokens: int = 0
-    errors: list = field(default_factory=list)
-    latencies: list = field(default_factory=list)
-    seconds: float = 0.0
-    client_cpu_seconds: float = 0.0
-    lag_seconds: float = 0.0
-
-    def p(self, fraction: float) -> float:
-        return percentile(self.latencies, fraction) * 1000
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _threads_run(threads: list, result: LoadResult, started: float, cpu_started: float) -> LoadResult:
-    """Start the load threads, wait for all, and stamp the run's wall and client CPU time."""
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    result.seconds = time.perf_counter() - started
-    result.client_cpu_seconds = _cpu_seconds() - cpu_started
-    return result
-
-
-def uploads_run(
-    base_url: str,
-    work: list[tuple],
-    *,
-    concurrency: int,
-    rate: float | None = None,
-    stop: threading.Event | None = None,
-    on_sample=None,
-) -> LoadResult:
-    """Upload ``work`` (``(phone, visits)`` items) with ``concurrency`` threads.
-
-    Closed loop (as fast as the server answers) when ``rate`` is None, else paced at ``rate``
-    uploads per second overall (an open-loop schedule: a late thread sends at once and the
-    lag is recorded). ``stop`` ends the run early.
-    """  # fmt: skip
-    result = LoadResult()
-    lock = threading.Lock()
-    items = iter(work)
-    interval = concurrency / rate if rate else 0.0
-    started = time.perf_counter()
-    cpu_started = _cpu_seconds()
-
-    def worker(index: int) -> None:
-        http = httpx.Client(base_url=base_url, timeout=60.0)
-        next_at = started + index * interval / max(1, concurrency)
-        try:
-            while stop is None or not stop.is_set():
-                with lock:
-                    item = next(items, None)
-                if item is None:
-                    return
-                phone, visits = item
-                if interval:
-                    delay = next_at - time.perf_counter()
-                    if delay > 0:
-                        time.sleep(delay)
-                    else:
-                        with lock:
-                            result.lag_seconds = max(result.lag_seconds, -delay)
-                    next_at += interval
-                phone.http = http
-                phone.visits = []
-                for code, t_in, t_out in visits:
-                    phone.check_in(code, t_in, t_out)
-                sent = time.perf_counter()
-                try:
-                    accepted = phone.upload()
-                except Exception as error:  # any failure is counted and reported, never hidden
-                    with lock:
-                        result.errors.append(repr(error)[:200])
-                    continue
-                latency = time.perf_counter() - sent
-                with lock:
-                    result.requests += 1
-                    result.tokens += accepted
-                    result.latencies.append(latency)
-                if on_sample is not None:
-                    on_sample(phone, sent + latency)
-        finally:
-            http.close()
-
-    threads = [threading.Thread(target=worker, args=(index,), daemon=True) for index in range(concurrency)]
-    return _threads_run(threads, result, started, cpu_started)
-
-
-def noop_run(base_url: str, *, concurrency: int, seconds: float, path: str = "/api/v1/config") -> LoadResult:
-    """The web path's local limit: a cheap GET through the same gunicorn, same concurrency."""
-    result = LoadResult()
-    lock = threading.Lock()
-    deadline = time.perf_counter() + seconds
-    started = time.perf_counter()
-    cpu_started = _cpu_seconds()
-
-    def worker() -> None:
-        with httpx.Client(base_url=base_url, timeout=30.0) as http:
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                response = http.get(path)
-                latency = time.perf_counter() - sent
-                with lock:
-                    if response.status_code == 200:
-                        result.requests += 1
-                        result.latencies.append(latency)
-                    else:
-                        result.errors.append(response.status_code)
-
-    threads = [threading.Thread(target=worker, daemon=True) for _ in range(concurrency)]
-    return _threads_run(threads, result, started, cpu_started)
 
 
 @contextmanager

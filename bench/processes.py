@@ -6,6 +6,7 @@ answers, and stopped by its own process id at the end. Peak memory is read from
 descendant, so a prefork pool's children are counted one by one.
 """
 
+import contextlib
 import http.client
 import os
 import signal
@@ -66,42 +67,97 @@ def peak_rss_mib(pid: int) -> float:
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pids) -> dict[int, float]:
-    """User + system CPU seconds used so far by each of ``pids`` (gone ones are left out)."""
-    used = {}
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        used[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime, stime
-    return used
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        # The command name is in parentheses and may hold spaces: the fields follow the last ')'.
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
 
 
-def database_backends() -> list[int]:
-    """The PostgreSQL backends connected to this benchmark's database (the servers' and ours)."""
+def parent_pid(pid: int) -> int | None:
+    fields = _stat_fields(pid)
+    return int(fields[1]) if fields else None
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """CPU seconds used so far by ``root``'s process tree, including processes that have exited.
+
+    Each live process counts its own utime + stime plus cutime + cstime, the CPU of the
+    children it has reaped (and, recursively, theirs): the postmaster reaps its backends,
+    gunicorn's master its recycled workers, Celery's main process its pool children. So a
+    PostgreSQL backend that connects and exits between two readings is still counted, which
+    sampling the processes alive at the end never sees.
+    """
+    total = 0
+    for pid in descendants(root):
+        fields = _stat_fields(pid)
+        if fields:
+            total += sum(int(value) for value in fields[11:15])  # utime, stime, cutime, cstime
+    return total / _CLOCK_TICKS
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """utime + stime of one live process (0 if it is gone)."""
+    fields = _stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS if fields else 0.0
+
+
+def postmaster_pid() -> int | None:
+    """The PostgreSQL server's main process, parent of this process's backend (None if remote)."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        cursor.execute("SELECT pg_backend_pid()")
+        (backend,) = cursor.fetchone()
+    return parent_pid(backend)
+
+
+def other_database_backends() -> list[int]:
+    """Live backends of the server connected to other databases (the team's tests, on a shared box)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname IS DISTINCT FROM current_database()")
         return [row[0] for row in cursor.fetchall()]
 
 
+def redis_server_pid(url: str) -> int | None:
+    """The Redis server's process (None if it is not on this machine)."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        pid = int(client.info("server")["process_id"])
+    finally:
+        client.close()
+    return pid if Path(f"/proc/{pid}").exists() else None
+
+
 class CpuMeter:
-    """CPU seconds used between ``start()`` and ``stop()`` by groups of processes, by name."""
+    """CPU seconds used between ``start()`` and ``stop()`` by process trees, by group name.
+
+    ``groups`` maps a name to a callable returning the group's root pids, called at
+    ``start()``; each root's whole tree is counted with what it reaped (``tree_cpu_seconds``),
+    so children that came and went during the run are in the figure.
+    """
 
     def __init__(self, groups):
-        self.groups = groups  # name → callable returning the group's pids now
-        self.before: dict[str, dict[int, float]] = {}
+        self.groups = groups
+        self.roots: dict[str, list[int]] = {}
+        self.before: dict[str, float] = {}
         self.used: dict[str, float] = {}
 
+    def _read(self) -> dict[str, float]:
+        return {name: sum(tree_cpu_seconds(root) for root in roots) for name, roots in self.roots.items()}
+
     def start(self) -> None:
-        self.before = {name: cpu_seconds(pids()) for name, pids in self.groups.items()}
+        self.roots = {name: [pid for pid in roots() if pid] for name, roots in self.groups.items()}
+        self.before = self._read()
 
     def stop(self) -> dict[str, float]:
-        for name, pids in self.groups.items():
-            now = cpu_seconds(pids())
-            self.used[name] = sum(seconds - self.before[name].get(pid, 0.0) for pid, seconds in now.items())
+        after = self._read()
+        self.used = {name: after[name] - self.before[name] for name in self.roots}
         return self.used
 
 
@@ -163,35 +219,6 @@ def http_get(port: int, path: str, timeout: float = 5.0) -> int:
         connection.close()
 
 
-def gunicorn_start(environment: dict, *, workers: int, threads: int = 1, port: int | None = None) -> tuple:
-    """Start gunicorn (sync or gthread workers) on 127.0.0.1; returns (server, port) once /healthz answers 200."""
-    port = port or free_port()
-    log_path, log = _log_file("gunicorn")
-    worker_class = "gthread" if threads > 1 else "sync"
-    command = [
-        sys.executable, "-m", "gunicorn", "leavehome.wsgi:application",
-        "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--threads", str(threads),
-        "--worker-class", worker_class, "--backlog", "2048", "--timeout", "120",
-        "--keep-alive", "30", "--access-logfile", "-" if os.environ.get("BENCH_ACCESS_LOG") else "/dev/null",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=PROJECT_DIR, env=environment, stdout=log, stderr=subprocess.STDOUT)
-    server = ServerProcess("gunicorn", process, log_path)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"gunicorn exited with {process.returncode}:\n{server.log_tail()}")
-        try:
-            if http_get(port, "/healthz", timeout=2) == 200:
-                # Every worker must have booted before measuring; give late ones a moment.
-                time.sleep(0.5)
-                return server, port
-        except OSError:
-            pass
-        time.sleep(0.2)
-    server.stop()
-    raise RuntimeError(f"gunicorn did not answer /healthz within 60 s:\n{server.log_tail()}")
-
-
 def celery_worker_start(environment: dict, *, queue: str, concurrency: int = 1, name: str = "bench") -> ServerProcess:
     """Start ``celery worker`` (prefork) consuming ``queue``; returns once it answers a ping."""
     from celery import Celery
@@ -219,3 +246,70 @@ def celery_worker_start(environment: dict, *, queue: str, concurrency: int = 1, 
         probe.close()
     server.stop()
     raise RuntimeError(f"celery worker did not answer within 90 s:\n{server.log_tail()}")
+
+
+# --- the deployed configuration: deploy/Procfile's commands, as a process manager runs them ---
+
+PROCFILE = PROJECT_DIR / "deploy" / "Procfile"
+
+
+def procfile_command(name: str) -> str:
+    """The command line of one process type of deploy/Procfile (``web``, ``worker``, ``beat``)."""
+    for line in PROCFILE.read_text().splitlines():
+        kind, _, command = line.partition(":")
+        if kind.strip() == name and not line.startswith("#"):
+            return command.strip()
+    raise KeyError(f"deploy/Procfile has no {name!r} process")
+
+
+def procfile_start(name: str, environment: dict) -> ServerProcess:
+    """Start one Procfile process through ``sh`` (which expands its ``${VAR:-default}``), as
+    honcho or foreman would, with the virtualenv's scripts first on PATH. ``exec`` makes the
+    server itself (gunicorn's master, Celery's main process) the child whose tree is metered.
+    It runs in a session of its own, so stopping it also ends anything it left behind."""
+    log_path, log = _log_file(f"procfile-{name}")
+    scripts = str(Path(sys.executable).parent)
+    environment = {**environment, "PATH": scripts + os.pathsep + environment.get("PATH", os.defpath)}
+    process = subprocess.Popen(
+        ["sh", "-c", "exec " + procfile_command(name)],
+        cwd=PROJECT_DIR, env=environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    return SessionProcess(f"{name} (deploy/Procfile)", process, log_path)
+
+
+class SessionProcess(ServerProcess):
+    def stop(self) -> None:
+        super().stop()
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)  # its own session: only what it started
+
+
+def wait_http_ok(server: ServerProcess, port: int, path: str = "/healthz", timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}")
+        try:
+            if http_get(port, path, timeout=2) == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{server.name} did not answer {path} within {timeout:.0f} s:\n{server.log_tail()}")
+
+
+def wait_worker_ready(server: ServerProcess, broker_url: str, timeout: float = 90.0) -> None:
+    """Until a worker on ``broker_url`` (the bench's own Redis database) answers a ping."""
+    from celery import Celery
+
+    probe = Celery(broker=broker_url, set_as_current=False)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if server.process.poll() is not None:
+                raise RuntimeError(f"{server.name} exited with {server.process.returncode}:\n{server.log_tail()}")
+            if probe.control.ping(timeout=1.0):
+                return
+    finally:
+        probe.close()
+    raise RuntimeError(f"{server.name} did not answer a ping within {timeout:.0f} s:\n{server.log_tail()}")

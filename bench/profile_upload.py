@@ -1,15 +1,17 @@
 """Where an upload's time goes: ``python -m bench.profile_upload`` (a companion of B1).
 
 Runs uploads by the reference phone client through the whole Django stack in this process
-(httpx's WSGI transport: the same middleware, authentication, throttles in Redis, parser,
-ingest service and on-commit enqueue to Redis, without gunicorn's socket) under cProfile,
-and prints the functions that take the time, plus the database's own view of the insert
-(EXPLAIN ANALYZE of one upload's statement, rolled back).
+(httpx's WSGI transport: the same middleware, authentication, throttles counted in Redis as
+in production, parser and ingest service, without gunicorn's socket) under cProfile, and
+prints the functions that take the time.
+
+The cache is the bench's Redis database, set before Django reads its settings: an earlier
+version set it afterwards, so its throttles counted in an in-process cache and the profile
+missed their Redis round trips.
 """
 
 import cProfile
 import io
-import os
 import pstats
 import random
 import uuid
@@ -30,7 +32,10 @@ def run(options: Options) -> Report:
     report = Report("B1 profile: one upload through the Django stack, in-process", options)
     codes = venue_pool(50, f"profile-{uuid.uuid4().hex[:6]}")
     queue = f"bench-profile-{uuid.uuid4().hex[:8]}"
-    os.environ["CACHE_URL"] = load.CACHE_URL
+    from django.conf import settings
+
+    if "redis" not in settings.CACHES["default"]["BACKEND"].lower():
+        raise SystemExit("the profile needs the Redis cache: run it as python -m bench.profile_upload")
     http = httpx.Client(transport=httpx.WSGITransport(app=WSGIHandler()), base_url="http://127.0.0.1")
     config = http.get("/api/v1/config").json()
     count = UPLOADS[options.scale]
@@ -70,7 +75,7 @@ def run(options: Options) -> Report:
 
 def main(argv=None) -> None:
     options = parse_options("bench.profile_upload", __doc__.splitlines()[0], argv=argv)
-    django_setup(options)
+    django_setup(options, CACHE_URL=load.CACHE_URL)
     run(options).emit()
 
 

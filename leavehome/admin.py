@@ -1,6 +1,7 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
-from django_otp.admin import OTPAdminAuthenticationForm
+from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from leavehome.models import AuditEntry
 
@@ -60,3 +61,28 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     search_fields = ("object_id", "actor__username", "action")
     date_hierarchy = "created_at"
     readonly_fields = ("created_at", "actor", "action", "object_type", "object_id", "detail")
+
+
+class OneStepOTPAdminAuthenticationForm(StaffLoginForm):
+    """Username, password and TOTP code in one submission.
+
+    django-otp asks for a device choice it can list only after the password was checked, so
+    the first login always failed once ("Please select a device"). A staff member with one
+    TOTP device (the way totp_enrol sets them up) needs no choice: that device is used.
+    With several, the list is shown as before.
+    """
+
+    def _chosen_device(self, user):
+        device = super()._chosen_device(user)
+        if device is None and not self.cleaned_data.get("otp_device"):
+            devices = list(TOTPDevice.objects.devices_for_user(user, confirmed=True)[:2])
+            if len(devices) == 1:
+                device = devices[0]
+        return device
+
+
+class LeaveHomeOTPAdminSite(OTPAdminSite):
+    """The admin site when OTP_ADMIN_REQUIRED: django-otp's, with the one-step login form
+    (which never writes the typed password back into the page)."""
+
+    login_form = OneStepOTPAdminAuthenticationForm

@@ -10,7 +10,8 @@ Every error answer, from every endpoint, is::
 ``case_state``, ``venue_state``, ``no_signing_key``…), ``message`` is for people, ``fields``
 appears on validation errors and maps a dotted path into the request body to its problems.
 Services raise Django's ValidationError or a ServiceError (leavehome/errors.py), never DRF's;
-the handler below maps both.
+the handler below maps both. An exception may add members of its own with ``error_extra`` (a
+case upload names the bad visit's index as ``visit``).
 """
 
 import json
@@ -143,6 +144,7 @@ def exception_handler(exc, context):
         detail = getattr(exc, "detail", str(exc))
         code = exc.get_codes() if hasattr(exc, "get_codes") else "error"
         body = {"code": code if isinstance(code, str) else _first_code(code), "message": str(detail)}
+    body.update(getattr(exc, "error_extra", {}))
     headers = {key: value for key, value in response.items() if key in {"Retry-After", "WWW-Authenticate", "Allow"}}
     return Response({"error": body}, status=response.status_code, headers=headers)
 

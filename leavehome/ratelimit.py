@@ -16,9 +16,9 @@ cache must not become an outage of the API (tests/deploy/test_faults.py).
 """
 
 import logging
+import threading
 import time
 from dataclasses import dataclass
-from functools import cache
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
@@ -44,11 +44,26 @@ class Limit:
         return int(count), _PERIODS[period.strip()[0]]
 
 
-@cache
-def _redis(url: str):
-    import redis  # installed with celery[redis]; only deployments with CACHE_URL use it
+_clients: dict = {}
+_clients_lock = threading.Lock()
 
-    return redis.Redis.from_url(url)
+
+def _redis(url: str):
+    """One client (and connection pool) per process, made once even when threads race for it.
+
+    A second client made by a racing thread would replace the first in a cache, and the first,
+    garbage-collected, closes its pool's connections under the thread still using them
+    ("I/O operation on closed file" in gthread workers just after they start).
+    """
+    client = _clients.get(url)
+    if client is None:
+        import redis  # installed with celery[redis]; only deployments with CACHE_URL use it
+
+        with _clients_lock:
+            client = _clients.get(url)
+            if client is None:
+                client = _clients[url] = redis.Redis.from_url(url)
+    return client
 
 
 def rate_limits_unenforced(error: Exception) -> None:

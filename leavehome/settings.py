@@ -225,6 +225,10 @@ LEAVEHOME_DEFAULT_VISIT_SECONDS = env_int("LEAVEHOME_DEFAULT_VISIT_SECONDS", 4 *
 LEAVEHOME_MAX_VISIT_SECONDS = env_int("LEAVEHOME_MAX_VISIT_SECONDS", 12 * 3600)
 LEAVEHOME_RETENTION_DAYS = env_int("LEAVEHOME_RETENTION_DAYS", 31)
 LEAVEHOME_MAX_TOKENS_PER_UPLOAD = env_int("LEAVEHOME_MAX_TOKENS_PER_UPLOAD", 5000)
+# A confirmed case's upload (PROTOCOL §6): how long a one-time code stays valid, and how
+# many visits one upload may hold (a month of a busy life; more is not a phone's history).
+LEAVEHOME_CASE_UPLOAD_CODE_HOURS = env_int("LEAVEHOME_CASE_UPLOAD_CODE_HOURS", 24)
+LEAVEHOME_MAX_CASE_UPLOAD_VISITS = env_int("LEAVEHOME_MAX_CASE_UPLOAD_VISITS", 200)
 
 # --- API ----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -242,6 +246,12 @@ REST_FRAMEWORK = {
         "visit_upload_device": env("THROTTLE_VISIT_UPLOAD_DEVICE", "120/hour"),
         "visit_upload_ip": env("THROTTLE_VISIT_UPLOAD_IP", "6000/hour"),
         "device_read": env("THROTTLE_DEVICE_READ", "600/hour"),
+        # The public exposure list (page, JSON, CSV) per address: shared caches serve most readers.
+        "public_list_ip": env("THROTTLE_PUBLIC_LIST_IP", "300/minute"),
+        # Case uploads are rare (one per confirmed case) and guess codes when abused: a few per
+        # address, and a ceiling for everyone together that guessing cannot get past.
+        "case_upload_ip": env("THROTTLE_CASE_UPLOAD_IP", "10/hour"),
+        "case_upload_global": env("THROTTLE_CASE_UPLOAD_GLOBAL", "3000/hour"),
     },
 }
 SPECTACULAR_SETTINGS = {
@@ -384,3 +394,12 @@ CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",
     "schedule": 6 * 3600.0,
 }
+
+# --- Health officials' console (docs/console.md) --------------------------------------------
+# Days a case visit stays on the public exposure list after its window ends.
+PUBLIC_EXPOSURE_LIST_DAYS = env_int("PUBLIC_EXPOSURE_LIST_DAYS", 14)
+# Cluster candidates: venues two or more cases visited within this many days (the page's default).
+CLUSTER_CANDIDATE_DAYS = env_int("CLUSTER_CANDIDATE_DAYS", 14)
+# A publication estimated to notify more devices than this waits for a second official's
+# approval (notifications/safety.py); 0 turns the rule off.
+PUBLICATION_APPROVAL_THRESHOLD = env_int("PUBLICATION_APPROVAL_THRESHOLD", 10000)

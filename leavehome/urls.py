@@ -2,17 +2,15 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
-from django_otp.admin import OTPAdminSite
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from leavehome import views
-from leavehome.admin import StaffLoginForm
+from leavehome.admin import LeaveHomeOTPAdminSite
 
 if settings.OTP_ADMIN_REQUIRED:
     # Staff log in to the admin with a TOTP code as well (django-otp; on by default in
     # production). Swapping the class keeps every app's registrations on admin.site.
-    admin.site.__class__ = OTPAdminSite
-    admin.site.login_form = StaffLoginForm
+    admin.site.__class__ = LeaveHomeOTPAdminSite
 
 admin.site.site_header = _("LeaveHome administration")
 admin.site.site_title = _("LeaveHome")
@@ -31,6 +29,7 @@ urlpatterns = [
         name="api-docs",
     ),
     path("api/v1/", include("notifications.api.urls")),
+    path("", include("notifications.public_urls", namespace="public")),
     path("", include("venues.urls", namespace="venues")),
     # Owner accounts; no namespace: Django's auth views reverse these names.
     path("accounts/", include("venues.account_urls")),

@@ -21,9 +21,12 @@ from django.utils.translation import gettext as _
 from leavehome.audit import audit_record
 from leavehome.errors import ServiceError
 from notifications import matching
+from notifications.advice import case_advice_pin
 from notifications.exposures import exposures_store
 from notifications.feed import exposure_feed_append
-from notifications.models import Case, CaseVisit
+from notifications.models import Case, CaseVisit, ExposureToken
+from notifications.official_selectors import case_visit_previews
+from notifications.safety import approval_needed, publication_reach_estimate
 from venues.models import Venue
 
 # A CSV import is a list an official prepared by hand; more rows than this is a mistake.
@@ -62,15 +65,36 @@ def _case_lock(case: Case) -> Case:
 
 def _publishable_visits(case: Case, *, now) -> list[CaseVisit]:
     """The case's visits if it can be published now; raises CaseStateError or ValidationError if not."""
-    if case.status != Case.Status.DRAFT:
+    approved = case.status == Case.Status.AWAITING_APPROVAL and case.approved_by_id is not None
+    if case.status != Case.Status.DRAFT and not approved:
+        if case.status == Case.Status.AWAITING_APPROVAL:
+            raise CaseStateError(_("This case is waiting for a second official's approval."))
         raise CaseStateError(_("Only a draft case can be published."))
-    visits = list(case.visits.all())
+    # An upload's visits are proposals: nothing of them is published before an official has
+    # reviewed them (notifications/case_uploads.py).
+    proposed = case.visits.filter(review=CaseVisit.Review.PROPOSED).count()
+    if proposed:
+        raise CaseStateError(
+            _("Review the %(n)d visits the case uploaded first: accept or remove them.") % {"n": proposed}
+        )
+    visits = list(case.visits.filter(review=CaseVisit.Review.ACCEPTED).select_related("venue", "case"))
     if not visits:
         raise CaseStateError(_("Add at least one venue visit before publishing."))
     for visit in visits:
         errors = case_visit_window_errors(start=visit.start, end=visit.end, now=now)
         if errors:
-            raise ValidationError([f"{visit.venue_id}: {error}" for error in errors])
+            raise ValidationError([f"{visit}: {error}" for error in errors])
+    # A window that ends before any code of its venue was issued yields no exposure token:
+    # publishing it would tell nobody while the official believes phones were told.
+    empty = [preview.case_visit for preview in case_visit_previews(visits) if not preview.exposure_tokens]
+    if empty:
+        raise ValidationError(
+            [
+                _("%(visit)s: no code of this venue was issued before the window ends, so no phone can be told.")
+                % {"visit": visit}
+                for visit in empty
+            ]
+        )
     return visits
 
 
@@ -101,11 +125,58 @@ def case_publish(*, case: Case, actor) -> Publication:
         now = timezone.now()
         visits = _publishable_visits(case, now=now)
         chunks = exposures_store(visits)
+        if case.approved_by_id is None:
+            # Estimated before anything is matched or written: above the threshold a second
+            # official decides (notifications/safety.py). The exposure tokens stay stored,
+            # but neither matching direction joins a case that is not published.
+            estimate = publication_reach_estimate(case_id=case.pk, dates=chunks)
+            if approval_needed(estimate):
+                case.status, case.estimated_devices = Case.Status.AWAITING_APPROVAL, estimate
+                case.publish_requested_by = actor if getattr(actor, "is_authenticated", False) else None
+                case.save(update_fields=["status", "estimated_devices", "publish_requested_by"])
+                audit_record(actor=actor, action="case.approval_requested", obj=case, estimated_devices=estimate)
+                return Publication(case=case, chunks={})  # nothing to match until approved
+            case.estimated_devices = estimate
         case.status, case.published_at = Case.Status.PUBLISHED, now
-        case.save(update_fields=["status", "published_at"])
+        case_advice_pin(case)
+        case.save(update_fields=["status", "published_at", "advice_high", "advice_low", "estimated_devices"])
         exposure_feed_append(case_visit_ids=[visit.pk for visit in visits], status="active")
         audit_record(actor=actor, action="case.publish", obj=case, case_visits=len(visits), dates=len(chunks))
     return Publication(case=case, chunks=chunks)
+
+
+def case_approve(*, case: Case, actor) -> Case:
+    """A second official releases a publication that waited for approval (audited).
+
+    Raises CaseStateError if the case is not awaiting approval or ``actor`` is the official
+    who asked to publish it (two different people decide a mass alert). The caller checks
+    ``notifications.publish_case`` and has a worker publish the case once this commits
+    (notifications/tasks.py, ``case_approve_later``).
+    """
+    with transaction.atomic():
+        case = _case_lock(case)
+        if case.status != Case.Status.AWAITING_APPROVAL or case.approved_by_id is not None:
+            raise CaseStateError(_("Only a case awaiting approval can be approved."))
+        if case.publish_requested_by_id is not None and case.publish_requested_by_id == getattr(actor, "pk", None):
+            raise CaseStateError(_("A second official must approve: you asked for this publication."))
+        case.approved_by, case.approved_at = actor, timezone.now()
+        case.save(update_fields=["approved_by", "approved_at"])
+        audit_record(actor=actor, action="case.approve", obj=case, estimated_devices=case.estimated_devices)
+    return case
+
+
+def case_approval_decline(*, case: Case, actor) -> Case:
+    """Send a case awaiting approval back to draft, to correct or drop; nothing was published."""
+    with transaction.atomic():
+        case = _case_lock(case)
+        if case.status != Case.Status.AWAITING_APPROVAL or case.approved_by_id is not None:
+            raise CaseStateError(_("Only a case awaiting approval can be sent back to draft."))
+        case.status = Case.Status.DRAFT
+        case.save(update_fields=["status"])
+        # Its exposure tokens are rebuilt at the next attempt (the visits may change).
+        ExposureToken.objects.filter(case_visit__case=case).delete()
+        audit_record(actor=actor, action="case.approval_decline", obj=case)
+    return case
 
 
 def case_withdraw(*, case: Case, actor, reason: str = "") -> Case:
@@ -202,7 +273,10 @@ def case_visits_import(*, case: Case, rows: list[ImportRow], actor) -> list[Case
         if case.status != Case.Status.DRAFT:
             raise CaseStateError(_("Visits can be added to a draft case only."))
         visits = CaseVisit.objects.bulk_create(
-            CaseVisit(case=case, venue_id=uuid.UUID(row.venue_id), start=row.start, end=row.end) for row in rows
+            CaseVisit(
+                case=case, venue_id=uuid.UUID(row.venue_id), start=row.start, end=row.end, source=CaseVisit.Source.CSV
+            )
+            for row in rows
         )
         audit_record(actor=actor, action="case.import_visits", obj=case, rows=len(visits))
     return visits

@@ -10,6 +10,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models.functions import Now
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 
@@ -82,12 +83,14 @@ class Case(models.Model):
 
     class Status(models.TextChoices):
         DRAFT = "draft", _("Draft")
+        # Its estimated reach is above PUBLICATION_APPROVAL_THRESHOLD: a second official approves.
+        AWAITING_APPROVAL = "awaiting_approval", _("Awaiting approval")
         PUBLISHED = "published", _("Published")
         WITHDRAWN = "withdrawn", _("Withdrawn")
 
     reference = models.CharField(_("reference"), max_length=64, unique=True)
     confirmed_on = models.DateField(_("confirmation date"))
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.DRAFT, db_index=True)
     message_en = models.TextField(_("message (English)"), blank=True)
     message_zh = models.TextField(_("message (Chinese)"), blank=True)
     created_by = models.ForeignKey(
@@ -96,6 +99,24 @@ class Case(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     published_at = models.DateTimeField(null=True, blank=True)
     withdrawn_at = models.DateTimeField(null=True, blank=True)
+    # The two-person rule (notifications/safety.py): who asked to publish, how many devices
+    # the worker estimated it would notify, and who approved it.
+    publish_requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    estimated_devices = models.PositiveIntegerField(_("estimated devices"), null=True, blank=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+    # The advice versions in force when the case was published (PROTOCOL §7): a later edit
+    # of a template does not change what phones were already told.
+    advice_high = models.ForeignKey(
+        "AdviceTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    advice_low = models.ForeignKey(
+        "AdviceTemplate", null=True, blank=True, on_delete=models.PROTECT, related_name="+", editable=False
+    )
 
     class Meta:
         ordering = ["-confirmed_on", "-created_at"]
@@ -114,12 +135,58 @@ class CaseVisit(models.Model):
     start = models.DateTimeField(_("window start"))
     end = models.DateTimeField(_("window end"))
     padding_minutes = models.PositiveIntegerField(_("padding (minutes)"), default=0)
+    # Listed on the public exposure page while the case is published (notifications/public.py).
+    public = models.BooleanField(_("show on the public list"), default=True)
+
+    # --- where the visit came from and whether an official has reviewed it ----------------
+    class Source(models.TextChoices):
+        INTERVIEW = "interview", _("Interview")
+        CSV = "csv", _("CSV import")
+        UPLOAD = "upload", _("The case's upload")
+
+    class Review(models.TextChoices):
+        # An upload's visits are proposals: publication leaves them out until accepted.
+        PROPOSED = "proposed", _("Proposed, awaiting review")
+        ACCEPTED = "accepted", _("Accepted")
+
+    source = models.CharField(_("source"), max_length=16, choices=Source.choices, default=Source.INTERVIEW)
+    review = models.CharField(_("review"), max_length=16, choices=Review.choices, default=Review.ACCEPTED)
 
     class Meta:
         ordering = ["start"]
 
     def __str__(self):
-        return f"{self.case} @ {self.venue_id} {self.start:%Y-%m-%d %H:%M}–{self.end:%H:%M}"
+        # Local time with its zone and the venue's name: what the official entered and reads.
+        start, end = timezone.localtime(self.start), timezone.localtime(self.end)
+        return f"{self.case} @ {self.venue.name_en} {start:%Y-%m-%d %H:%M}–{end:%H:%M} {end:%Z}"
+
+
+class CaseUploadCode(models.Model):
+    """A one-time code with which a confirmed case uploads their visit history (PROTOCOL §6).
+
+    Only a keyed hash of the code is stored (HMAC under SECRET_KEY, notifications/case_uploads.py):
+    the code has 50 bits, few enough that a plain hash in a copy of the database could be
+    brute-forced. A code is live until it expires, is used once, or is revoked; it goes with
+    its case when retention deletes the case. Nothing here links the upload to a device or an
+    address.
+    """
+
+    case = models.ForeignKey(Case, on_delete=models.CASCADE, related_name="upload_codes")
+    code_hash = models.BinaryField(max_length=32, unique=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(_("expires"))
+    used_at = models.DateTimeField(_("used"), null=True, blank=True)
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("case upload code")
+
+    def __str__(self):
+        return f"{self.case} {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class ExposureToken(models.Model):
@@ -276,4 +343,66 @@ class PushDelivery(models.Model):
                 name="pushdelivery_unfinished",
                 condition=models.Q(status__in=["pending", "sending", "retrying"]),
             ),
+            # The dashboard's outcomes per hour read the last day's rows only.
+            models.Index(fields=["created_at"], name="pushdelivery_created"),
         ]
+
+
+class AdviceTemplate(models.Model):
+    """What a notification advises, per risk level, in both languages (PROTOCOL §7).
+
+    Rows are never edited: a change is a new version, and the highest version of a risk is
+    the one in force. A publication pins the versions in force (Case.advice_high/low), so a
+    phone told yesterday keeps yesterday's advice. ``{venue}``, ``{date}`` (the exposure
+    date) and ``{test_dates}`` are filled in per notification (notifications/advice.py);
+    the test dates are the exposure date plus each of ``test_day_offsets``.
+    """
+
+    risk = models.CharField(_("risk"), max_length=8, choices=Risk.choices)
+    version = models.PositiveIntegerField(_("version"))
+    text_en = models.TextField(_("advice (English)"))
+    text_zh = models.TextField(_("advice (Chinese)"))
+    test_day_offsets = models.JSONField(_("test days after exposure"), default=list, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["risk", "-version"]
+        constraints = [models.UniqueConstraint(fields=["risk", "version"], name="one_advice_version_per_risk")]
+        permissions = [("edit_advice", _("Can edit the advice templates"))]
+
+    def __str__(self):
+        return f"{self.get_risk_display()} v{self.version}"
+
+
+class KillSwitch(models.Model):
+    """The one switch that pauses all publication matching and pushes (notifications/safety.py).
+
+    A single row (pk 1). Workers read it before each matching or push task: one primary-key
+    read. Work found paused is parked in DeferredTask and queued again when it is turned off.
+    """
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1, editable=False)
+    active = models.BooleanField(default=False)
+    reason = models.CharField(_("reason"), max_length=300, blank=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        permissions = [("operate_kill_switch", _("Can pause and resume all publication matching and pushes"))]
+
+    def __str__(self):
+        return str(_("on") if self.active else _("off"))
+
+
+class DeferredTask(models.Model):
+    """A matching or push task a worker found paused by the kill switch, to run when it is off."""
+
+    id = models.BigAutoField(primary_key=True)
+    task = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)

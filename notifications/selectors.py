@@ -38,7 +38,7 @@ def device_notifications(*, device: Device, since: dt.datetime | None = None) ->
         output_field=models.CharField(),
     )
     return (
-        rows.select_related("case_visit__case", "case_visit__venue")
+        rows.select_related("case_visit__case__advice_high", "case_visit__case__advice_low", "case_visit__venue")
         .annotate(api_status=api_status)
         .order_by("-created_at", "-id")
     )

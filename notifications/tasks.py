@@ -20,10 +20,11 @@ from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, transaction
 
 from notifications import matching, partitions
-from notifications.cases import case_publish, case_publish_check
+from notifications.cases import case_approve, case_publish, case_publish_check
 from notifications.models import Case
 from notifications.push.tasks import push_later
 from notifications.retention import retention_purge as purge
+from notifications.safety import kill_switch_is_on, kill_switch_set, task_deferred_if_paused
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +52,8 @@ def uploads_sweep() -> int:
     holds one worker process indefinitely nor waits for the next tick. Several sweeps at once
     share the backlog (each batch claims disjoint rows), so more workers catch up faster.
     """
+    if kill_switch_is_on():
+        return 0  # the backlog keeps the uploads; turning the switch off sweeps them
     deadline = time.monotonic() + settings.UPLOAD_SWEEP_SECONDS
     total = 0
     while True:
@@ -96,6 +99,8 @@ def match_uploads(device_id: str, dates: list[str]) -> int:
 @shared_task(name="notifications.match_publication", **_TASK_OPTIONS)
 def match_publication(case_id: int, case_visit_ids: list[int], date: str) -> int:
     """Match one chunk of a publication (case visits of one date) against stored visit tokens."""
+    if task_deferred_if_paused("notifications.match_publication", [case_id, case_visit_ids, date]):
+        return 0
     started = time.monotonic()
     day = dt.date.fromisoformat(date)
     ids = matching.publication_match(case_visit_ids=case_visit_ids, date=day)
@@ -109,6 +114,8 @@ def match_publication(case_id: int, case_visit_ids: list[int], date: str) -> int
 @shared_task(name="notifications.publish_case", **_TASK_OPTIONS)
 def publish_case(case_id: int, actor_id: int | None) -> bool:
     """Publish a case queued by an official (``case_publish_later``), then queue its matching."""
+    if task_deferred_if_paused("notifications.publish_case", [case_id, actor_id]):
+        return False
     actor = get_user_model().objects.filter(pk=actor_id).first() if actor_id is not None else None
     try:
         case_publish_and_match(case=Case(pk=case_id), actor=actor)
@@ -130,6 +137,36 @@ def case_publish_later(*, case: Case, actor) -> None:
     case_publish_check(case=case)
     actor_id = getattr(actor, "pk", None)
     transaction.on_commit(lambda: publish_case.delay(case.pk, actor_id))
+
+
+def case_approve_later(*, case: Case, actor) -> Case:
+    """A second official's approval (``case_approve``), and the publication queued on its commit.
+
+    Raises CaseStateError as case_approve does; nothing is queued then.
+    """
+    with transaction.atomic():
+        case = case_approve(case=case, actor=actor)
+        actor_id = getattr(actor, "pk", None)
+        transaction.on_commit(partial(publish_case.delay, case.pk, actor_id))
+    return case
+
+
+def kill_switch_turn(*, active: bool, actor, reason: str = ""):
+    """Turn the kill switch on or off (``kill_switch_set``); off queues what it parked, and a sweep.
+
+    ``apply_async`` rather than ``send_task``: in-process (eager) execution honours it too.
+    Uploads stored while it was on wait in the backlog: the sweep takes them now rather than at
+    the next beat tick.
+    """
+    from leavehome.celery import app
+
+    with transaction.atomic():
+        switch, parked = kill_switch_set(active=active, actor=actor, reason=reason)
+        for name, args in parked:
+            transaction.on_commit(partial(app.tasks[name].apply_async, args=args))
+        if not active:
+            transaction.on_commit(uploads_sweep.delay)
+    return switch
 
 
 def case_publish_and_match(*, case: Case, actor) -> Case:

@@ -9,7 +9,7 @@ out of the JWKS; it is refused while a valid code still depends on the key.
 import logging
 import secrets
 
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from django.db import transaction
 from django.utils import timezone
@@ -119,9 +119,17 @@ def signing_key_withdraw(*, kid: str, actor=None) -> SigningKey:
     return key
 
 
-def jwks_document() -> dict:
-    """The published key set (RFC 7517): every active and retired key."""
-    keys = SigningKey.objects.filter(status__in=[SigningKey.Status.ACTIVE, SigningKey.Status.RETIRED]).order_by(
+def _signing_keys_published():
+    return SigningKey.objects.filter(status__in=[SigningKey.Status.ACTIVE, SigningKey.Status.RETIRED]).order_by(
         "created_at", "kid"
     )
-    return {"keys": [public_jwk(kid=key.kid, public_key=bytes(key.public_key)) for key in keys]}
+
+
+def jwks_document() -> dict:
+    """The published key set (RFC 7517): every active and retired key."""
+    return {"keys": [public_jwk(kid=key.kid, public_key=bytes(key.public_key)) for key in _signing_keys_published()]}
+
+
+def public_keys_published() -> dict[str, Ed25519PublicKey]:
+    """The published key set as ``kid`` → public key, for verifying codes as a phone does."""
+    return {key.kid: Ed25519PublicKey.from_public_bytes(bytes(key.public_key)) for key in _signing_keys_published()}

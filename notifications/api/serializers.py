@@ -16,6 +16,7 @@ from rest_framework import serializers
 
 from leavehome.digits import AsciiDateTimeField, AsciiIntegerField
 from leavehome.lib.b64u import b64u_decode, b64u_encode
+from notifications.advice import advice_render, advice_test_dates, case_advice
 from notifications.exposures import case_visit_window
 from notifications.models import Risk
 from notifications.push.channels import APNS_TOKEN_RE, FCM_TOKEN_RE
@@ -193,6 +194,8 @@ class ConfigSerializer(serializers.Serializer):
     retention_days = serializers.IntegerField()
     max_tokens_per_upload = serializers.IntegerField()
     venue_code_prefix = serializers.CharField()
+    case_upload_code_hours = serializers.IntegerField()
+    max_case_upload_visits = serializers.IntegerField()
 
 
 class DeviceCreatedSerializer(serializers.Serializer):
@@ -223,18 +226,6 @@ class WindowSerializer(serializers.Serializer):
     end = serializers.DateTimeField()
 
 
-DEFAULT_MESSAGES = {
-    Risk.HIGH: {
-        "en": "A confirmed case was at this venue while you were there. Watch for symptoms and get tested.",
-        "zh": "您到訪此場所時，有確診者亦在場。請留意身體狀況並接受檢測。",
-    },
-    Risk.LOW: {
-        "en": "A confirmed case visited this venue on the day you were there. Watch for symptoms.",
-        "zh": "您到訪此場所當日，有確診者曾經到訪。請留意身體狀況。",
-    },
-}
-
-
 class NotificationItemSerializer(serializers.Serializer):
     """A notification as the phone sees it; the instance comes from device_notifications()."""
 
@@ -245,6 +236,8 @@ class NotificationItemSerializer(serializers.Serializer):
     date = serializers.SerializerMethodField()
     window = serializers.SerializerMethodField()
     message = serializers.SerializerMethodField()
+    advice = serializers.SerializerMethodField()
+    test_dates = serializers.SerializerMethodField()
     created = serializers.DateTimeField(source="created_at")
 
     @staticmethod
@@ -252,20 +245,49 @@ class NotificationItemSerializer(serializers.Serializer):
         start, end = case_visit_window(notification.case_visit)  # padded, as matched
         return timezone.localtime(start), timezone.localtime(end)
 
-    @extend_schema_field(OpenApiTypes.DATE)
-    def get_date(self, notification):
-        return timezone.localtime(notification.case_visit.start).date().isoformat()
-
     @extend_schema_field(WindowSerializer)
     def get_window(self, notification):
         start, end = self._window(notification)
         return {"start": start.isoformat(), "end": end.isoformat()}
 
+    @staticmethod
+    def _exposure_date(notification):
+        return timezone.localtime(notification.case_visit.start).date()
+
+    def _advice(self, notification):
+        # Rendered once per item: get_message and get_advice share it.
+        cache = self.root.__dict__.setdefault("_advice_rendered", {})
+        in_force = self.root.__dict__.setdefault("_advice_in_force", {})
+        if notification.pk not in cache:
+            template = case_advice(notification.case_visit.case, notification.risk, in_force=in_force)
+            cache[notification.pk] = (
+                advice_render(
+                    template, venue=notification.case_visit.venue, exposure_date=self._exposure_date(notification)
+                ),
+                advice_test_dates(template, self._exposure_date(notification)),
+            )
+        return cache[notification.pk]
+
+    @extend_schema_field(OpenApiTypes.DATE)
+    def get_date(self, notification):
+        return self._exposure_date(notification).isoformat()
+
     @extend_schema_field(BilingualSerializer)
     def get_message(self, notification):
+        """The case's own text, or the advice where there is none (PROTOCOL §7)."""
         case = notification.case_visit.case
-        default = DEFAULT_MESSAGES[notification.risk]
-        return {"en": case.message_en or default["en"], "zh": case.message_zh or default["zh"]}
+        advice, _ = self._advice(notification)
+        return {"en": case.message_en or advice["en"], "zh": case.message_zh or advice["zh"]}
+
+    @extend_schema_field(BilingualSerializer)
+    def get_advice(self, notification):
+        """The health authority's advice for this risk, as in force when the case was published."""
+        return self._advice(notification)[0]
+
+    @extend_schema_field({"type": "array", "items": {"type": "string", "format": "date"}})
+    def get_test_dates(self, notification):
+        """When to get tested (local dates); empty when the advice names none."""
+        return [date.isoformat() for date in self._advice(notification)[1]]
 
 
 class NotificationListSerializer(serializers.Serializer):
@@ -308,6 +330,9 @@ class ErrorBodySerializer(serializers.Serializer):
     code = serializers.CharField()
     message = serializers.CharField()
     fields = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False)
+    visit = serializers.IntegerField(
+        required=False, help_text="Case uploads: the index of the visit that was refused (PROTOCOL §6)."
+    )
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -52,3 +52,16 @@ class DeviceRegisterIPThrottle(_ScopeThrottle):
 class DeviceReadThrottle(_ScopeThrottle):
     scope = "device_read"
     by_device = True
+
+
+class CaseUploadIPThrottle(_ScopeThrottle):
+    scope = "case_upload_ip"
+
+
+class CaseUploadGlobalThrottle(_ScopeThrottle):
+    """One counter for every address together: a ceiling that guessing codes from many cannot pass."""
+
+    scope = "case_upload_global"
+
+    def get_cache_key(self, request, view):
+        return self.cache_format % {"scope": self.scope, "ident": "all"}

@@ -1,8 +1,8 @@
-"""The phone app's API, /api/v1/ (PROTOCOL §4)."""
+"""The phone app's API, /api/v1/ (PROTOCOL §4 and §6)."""
 
 from django.urls import path
 
-from notifications.api import uploads, views
+from notifications.api import case_uploads, uploads, views
 
 app_name = "api"
 
@@ -15,4 +15,5 @@ urlpatterns = [
     path("notifications", views.NotificationListView.as_view(), name="notifications"),
     path("notifications/<str:notification_id>", views.NotificationDetailView.as_view(), name="notification"),
     path("exposures", views.ExposureFeedView.as_view(), name="exposures"),
+    path("case-uploads", case_uploads.CaseUploadView.as_view(), name="case-uploads"),
 ]

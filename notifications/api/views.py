@@ -78,6 +78,8 @@ class ConfigView(PhoneAPIView):
             "retention_days": settings.LEAVEHOME_RETENTION_DAYS,
             "max_tokens_per_upload": settings.LEAVEHOME_MAX_TOKENS_PER_UPLOAD,
             "venue_code_prefix": qr_prefix(),
+            "case_upload_code_hours": settings.LEAVEHOME_CASE_UPLOAD_CODE_HOURS,
+            "max_case_upload_visits": settings.LEAVEHOME_MAX_CASE_UPLOAD_VISITS,
         }
         return Response(s.ConfigSerializer(config).data)
 

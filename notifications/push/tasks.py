@@ -10,6 +10,7 @@ from celery import shared_task
 from django.db import transaction
 
 from notifications.push.delivery import push_batches, push_deliver_batch, push_deliveries_reap
+from notifications.safety import kill_switch_is_on, task_deferred_if_paused
 
 logger = logging.getLogger(__name__)
 
@@ -20,6 +21,8 @@ _DUE_MARGIN_SECONDS = 1.0
 @shared_task(acks_late=True, reject_on_worker_lost=True, ignore_result=True)
 def push_deliver(notification_ids):
     """Push the devices of these notifications (one batch); safe to redeliver or duplicate."""
+    if task_deferred_if_paused("notifications.push.tasks.push_deliver", [notification_ids]):
+        return None
     report = push_deliver_batch(notification_ids=notification_ids)
     logger.info(
         "push batch: %d delivered, %d retrying, %d failed, %d disabled",
@@ -38,6 +41,8 @@ def push_deliver(notification_ids):
 @shared_task(acks_late=True, ignore_result=True)
 def push_reap():
     """Re-enqueue overdue deliveries (a worker died mid-send, or a scheduled retry was lost)."""
+    if kill_switch_is_on():
+        return  # parked deliveries run when it is off; re-queueing them each minute would pile up
     for batch in push_deliveries_reap():
         push_deliver.delay(batch)
 

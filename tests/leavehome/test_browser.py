@@ -33,6 +33,15 @@ def test_the_admin_runs_its_scripts_under_the_csp(page, live_server, csp_violati
     page.click(".add-row a")
     assert rows.count() == before + 1
     page.wait_for_selector(".datetimeshortcuts")
+    # The console's own pages: the dashboard draws its charts, the kill switch asks first.
+    page.goto(f"{live_server.url}/admin/notifications/case/dashboard/")
+    page.wait_for_selector("canvas")
+    questions = []
+    page.on("dialog", lambda dialog: (questions.append(dialog.message), dialog.dismiss()))
+    page.goto(f"{live_server.url}/admin/notifications/case/kill-switch/")
+    page.fill("input[name=reason]", "drill")
+    page.click("#kill-switch-on")
+    assert questions == ["Pause all publication matching and pushes?"]
     assert csp_violations == []
 
 

@@ -11,6 +11,7 @@ import notifications
 import venues
 from leavehome import errors
 from leavehome.api import exception_handler
+from notifications.case_uploads import VisitRejected
 from notifications.visits import DeviceDeleted
 from venues.imports import ImportInvalid, ImportProblem
 from venues.keys import NoActiveSigningKey
@@ -35,6 +36,7 @@ def _instance(cls):
         NoActiveSigningKey: lambda: NoActiveSigningKey(),
         ImportInvalid: lambda: ImportInvalid([ImportProblem(2, "name_en", "Required.")]),
         DeviceDeleted: lambda: DeviceDeleted(),
+        VisitRejected: lambda: VisitRejected(1, "t_out", "bad_times", "t_out must be after t_in."),
     }
     return special.get(cls, lambda: cls("Not now."))()
 
@@ -57,8 +59,8 @@ def test_a_service_error_maps_to_its_code_and_status(cls):
     response = _answer(error)
     assert response.status_code == cls.status
     body = response.data["error"]
-    assert body["code"] == cls.code
-    assert cls.code != "invalid"  # a code of its own, stable for apps and operators
+    assert body["code"] == error.code  # the class's code, or the instance's reason
+    assert error.code != "invalid"  # a code of its own, stable for apps and operators
     assert body["message"] and "[" not in body["message"]  # the text, not a list's repr
 
 

@@ -35,6 +35,8 @@ def test_config_states_the_protocol_parameters(api, settings):
         "retention_days": 31,
         "max_tokens_per_upload": settings.LEAVEHOME_MAX_TOKENS_PER_UPLOAD,
         "venue_code_prefix": f"{settings.SITE_URL}/c/#",
+        "case_upload_code_hours": 24,
+        "max_case_upload_visits": 200,
     }
 
 

@@ -82,10 +82,12 @@ def test_item_has_exactly_the_protocol_fields(api, scene):
         "venue": {"sub": str(scene["venue"].pk), "name": {"en": "Lucky Noodle House", "zh": "好運麵家"}},
         "date": date,
         "window": {"start": f"{date}T12:30:00{offset}", "end": f"{date}T13:15:00{offset}"},
-        "message": {"en": "Get tested.", "zh": item["message"]["zh"]},
+        "message": {"en": "Get tested.", "zh": item["advice"]["zh"]},
+        "advice": item["advice"],
+        "test_dates": item["test_dates"],
         "created": item["created"],
     }
-    assert item["message"]["zh"]  # the case had no Chinese message: the default text
+    assert "Lucky Noodle House" in item["advice"]["en"]  # no Chinese message: the advice stands in
     assert dt.datetime.fromisoformat(item["created"]) == notification.created_at
     assert case_visit.pk == notification.case_visit_id
 

@@ -137,6 +137,20 @@ class Phone:
             self.uploaded.update(flat[start : start + limit])
         return accepted
 
+    def upload_as_case(self, code: str) -> int:
+        """As a confirmed case, send the retained visits with the officials' one-time code.
+
+        Each visit goes as the venue code scanned (even one revoked since: it still proves the
+        visit) with its times; the newest ``max_case_upload_visits`` if there are more. No
+        device secret: the upload must not name this device.
+        """
+        now = int(self.clock())
+        oldest = now - self.config["retention_days"] * 86400
+        kept = sorted((v for v in self.visits if oldest <= v.t_in <= now), key=lambda v: v.t_in)
+        kept = kept[-self.config["max_case_upload_visits"] :]
+        body = {"code": code, "visits": [{"venue_code": v.code.jws, "t_in": v.t_in, "t_out": v.t_out} for v in kept]}
+        return self._call("POST", "/case-uploads", auth=False, json=body).json()["accepted"]
+
     def poll(self) -> list[dict]:
         """Fetch notifications changed since the last poll; returns them (newest first)."""
         params = {"since": self.notifications_cursor} if self.notifications_cursor else {}
@@ -145,6 +159,20 @@ class Phone:
             self.notifications[item["id"]] = item
         self.notifications_cursor = body["cursor"]
         return body["items"]
+
+    @staticmethod
+    def shown(item: dict, language: str) -> dict:
+        """What the app shows for a notification in ``language`` (``en`` or ``zh``, PROTOCOL §7):
+        the advice first, the case's own message after it when it says something else, and
+        the test dates as dates to put in a calendar."""
+        lines = [item["advice"][language]]
+        if item["message"][language] != item["advice"][language]:
+            lines.append(item["message"][language])
+        return {
+            "lines": lines,
+            "test_dates": [dt.date.fromisoformat(day) for day in item["test_dates"]],
+            "cancelled": item["status"] == "withdrawn",
+        }
 
     def set_push(self, channel: dict) -> None:
         self._call("PUT", "/devices/me/push", json=channel)

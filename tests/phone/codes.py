@@ -21,6 +21,7 @@ class VenueCode:
     name: dict
     category: str
     claims: dict
+    jws: str  # as scanned: a confirmed case uploads it with the visit's times
 
 
 def _json_part(part: str) -> dict:
@@ -66,5 +67,11 @@ def verify_venue_code(text: str, *, prefix: str, issuer: str, jwks: dict, revoca
     if len(vk) != 16:
         raise CodeRejected("bad vk length")
     return VenueCode(
-        sub=sub, ver=ver, vk=vk, name=claims.get("name", {}), category=claims.get("cat", ""), claims=claims
+        sub=sub,
+        ver=ver,
+        vk=vk,
+        name=claims.get("name", {}),
+        category=claims.get("cat", ""),
+        claims=claims,
+        jws=text[len(prefix) :],
     )

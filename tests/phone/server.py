@@ -155,3 +155,14 @@ def row_counts() -> dict[str, int]:
             cursor.execute(f"SELECT COUNT(*) FROM {connection.ops.quote_name(table)}")
             counts[table] = cursor.fetchone()[0]
     return counts
+
+
+def database_contents() -> dict[str, list]:
+    """Every row of every table, for "the database is unchanged" assertions (updates too)."""
+    contents = {}
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names(cursor):
+            # The name comes from the catalogue and is quoted by the backend.
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")
+            contents[table] = sorted(repr(row) for row in cursor.fetchall())
+    return contents

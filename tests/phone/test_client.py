@@ -56,6 +56,34 @@ def test_register_scan_check_in_upload_and_get_notified(venue_and_text, django_c
     assert refused.value.status == 401
 
 
+def test_the_phone_shows_the_advice_and_test_dates_in_both_languages(
+    venue_and_text, django_capture_on_commit_callbacks
+):
+    venue, text = venue_and_text
+    noon = _noon_yesterday()
+    device = phone.Phone(phone_http())
+    device.register()
+    device.check_in(device.scan(text), int(noon.timestamp()), int(noon.timestamp()) + 3600)
+    with django_capture_on_commit_callbacks(execute=True):
+        device.upload()
+        case_publish_at(venue=venue, start=noon, minutes=30, message_zh="個案曾在餐廳用膳。")
+    (item,) = device.poll()
+    exposure = noon.date()
+    tests = [exposure + dt.timedelta(days=3), exposure + dt.timedelta(days=7)]
+
+    english, chinese = device.shown(item, "en"), device.shown(item, "zh")
+    assert english["test_dates"] == chinese["test_dates"] == tests
+    assert english["lines"] == [
+        f"A confirmed case was at Lucky Noodle House on {exposure} at about the same time as you. "
+        f"Get tested on {tests[0]} and {tests[1]}, even if you feel well, and watch for symptoms for 14 days."
+    ]  # no English message: the message is the advice, shown once
+    assert chinese["lines"] == [
+        f"您於{exposure}到訪好運麵家時，有確診者約在同一時間在場。即使沒有病徵，請於{tests[0]}及{tests[1]}接受檢測，"
+        "並在14天內留意身體狀況。",
+        "個案曾在餐廳用膳。",
+    ]
+
+
 def test_a_revoked_code_is_refused_by_the_phone(venue_and_text):
     from venues.services import venue_code_regenerate
 
@@ -103,3 +131,26 @@ def test_the_phone_works_against_a_live_server(live_server, settings):
         assert device.sync_feed() == 1
         device.delete()
     assert not Device.objects.exists()
+
+
+def test_a_confirmed_case_uploads_its_visits_with_a_one_time_code(venue_and_text):
+    from notifications.case_uploads import case_upload_code_issue
+    from notifications.models import Case
+    from tests.phone.server import official
+    from venues.services import venue_code_regenerate
+
+    venue, text = venue_and_text
+    case = Case.objects.create(reference="HK-P1", confirmed_on=timezone.localdate())
+    _, code = case_upload_code_issue(case=case, actor=official())
+    device = phone.Phone(phone_http())  # a case need not even be registered
+    device.fetch_config()
+    scanned = device.scan(text)
+    start = int(_noon_yesterday().timestamp())
+    device.check_in(scanned, start, start + 1800)
+    device.check_in(scanned, start - 40 * 86400, start - 40 * 86400 + 600)  # past retention: not sent
+    venue_code_regenerate(venue=venue)  # the scanned code is revoked now, the visit still counts
+    assert device.upload_as_case(code) == 1
+    with pytest.raises(phone.ApiError) as refused:
+        device.upload_as_case(code)
+    assert (refused.value.status, refused.value.body) == (404, {"error": "code_not_found"})
+    assert case.visits.get().venue_id == venue.pk

@@ -53,8 +53,12 @@ def test_owner_signs_up_registers_downloads_and_regenerates(page, live_server, t
     first_code = VenueCode.objects.select_related("venue", "signing_key").get(venue=venue, version=1)
     assert qr_texts_in_pdf(poster.read_bytes()) == [code_qr_text(first_code)]
 
+    # Regenerating revokes every printed poster: the browser asks first.
+    dialogs = []
+    page.once("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.accept()))
     page.click("#regenerate")
     page.wait_for_selector("#code-version:has-text('2')")
+    assert dialogs == ["Regenerate the code? Every poster printed so far stops working."]
 
     # A plain camera opens the landing page; it names the venue from the fragment.
     jws = code_qr_text(first_code).split("#", 1)[1]
