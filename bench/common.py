@@ -37,6 +37,8 @@ BENCH_ENVIRONMENT = {
     "ALLOWED_HOSTS": "127.0.0.1,localhost",
     "SITE_URL": "http://127.0.0.1:8000",
     "OTP_ADMIN_REQUIRED": "0",
+    # Nothing is mailed; production settings refuse to start without a mail server otherwise.
+    "EMAIL_BACKEND": "django.core.mail.backends.dummy.EmailBackend",
     "LOG_LEVEL": "WARNING",
     "THROTTLE_DEVICE_REGISTER_IP": "100000000/hour",
     "THROTTLE_VISIT_UPLOAD_IP": "100000000/hour",

@@ -23,8 +23,42 @@ max_requests_jitter = 1000
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 limit_request_line = 4094
 limit_request_fields = 50
-accesslog = os.environ.get("GUNICORN_ACCESSLOG", "-")
-# Privacy (docs/privacy.md): no client address is logged beside a request; nginx drops it too.
-access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms'
+# The app logs every request itself, with its route pattern and request id (leavehome/
+# middleware.py), so gunicorn's access log is off unless GUNICORN_ACCESSLOG names a file or
+# "-". Privacy (docs/privacy.md): no client address is logged beside a request; nginx drops it too.
+accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms %({x-request-id}i)s'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")
+# gunicorn's own lines are the app's JSON lines (leavehome/logs.py): one format, one clock.
+# Its loggers only propagate to the root's single handler, which Django's LOGGING replaces
+# with the same one in each worker, so no line is written twice.
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "leavehome.logs.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}},
+    "root": {"level": "INFO", "handlers": ["stderr"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": [], "propagate": True},
+        # With a logging configuration gunicorn always logs access; only a level silences it.
+        "gunicorn.access": {"level": "INFO" if accesslog else "CRITICAL", "handlers": [], "propagate": True},
+    },
+}
+
+
+# Metrics (leavehome/metrics.py): with PROMETHEUS_MULTIPROC_DIR set, every worker writes its
+# counts there and GET /metrics adds them up. The master empties the directory as it starts,
+# so a restart does not add the previous run's counts; a worker that exits leaves its
+# counters (they stay counted) and loses only its live gauges.
+def on_starting(server):
+    from leavehome.metrics_files import multiprocess_dir_clear
+
+    multiprocess_dir_clear()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

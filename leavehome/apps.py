@@ -1,3 +1,5 @@
+import logging
+
 from django.apps import AppConfig
 
 
@@ -6,3 +8,14 @@ class LeaveHomeConfig(AppConfig):
 
     name = "leavehome"
     verbose_name = "LeaveHome"
+
+    def ready(self):
+        from django.conf import settings
+
+        from leavehome import checks  # noqa: F401 (registers the deployment checks)
+
+        if settings.INSECURE_PLAIN_HTTP and not settings.DEBUG:
+            logging.getLogger("leavehome").warning(
+                "INSECURE_PLAIN_HTTP=1: served over plain HTTP, cookies readable on the network. "
+                "A local trial only, never a deployment."
+            )

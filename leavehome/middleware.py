@@ -1,14 +1,75 @@
-"""Project-wide middleware."""
+"""Project middleware. First, what every request passes through: its request id, its log
+line, its metric. Then ``Cache-Control`` on pages behind login, and 503 when the database is gone.
+
+The request id is nginx's ``X-Request-ID`` (deploy/nginx-proxy.conf) when it looks like one,
+else a new one, so a request served by gunicorn alone is still traceable; it is answered in
+the response's ``X-Request-ID`` and stamped on every log line of the request and of the
+tasks it enqueues (leavehome/logs.py). The request's own line names the route pattern, not
+the path: a path may hold a token (an e-mail verification link), a pattern never does.
+"""
 
 import logging
+import re
+import time
+import uuid
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 
 from leavehome.api import error_response
+from leavehome.logs import request_id_var
+from leavehome.metrics import http_request_observe
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("leavehome.request")
+_database_logger = logging.getLogger(__name__)
+
+REQUEST_ID_HEADER = "X-Request-ID"
+# nginx's $request_id is 32 hex digits; anything else a client sent is replaced, so a log
+# line cannot be forged or flooded through the header.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+
+
+def request_route(request) -> str:
+    """The URL pattern that served ``request`` ("api/v1/visits"), or "unmatched"."""
+    match = getattr(request, "resolver_match", None)
+    return match.route if match is not None and match.route else "unmatched"
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.log_requests = settings.LOG_REQUESTS
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            seconds = time.perf_counter() - started
+            response[REQUEST_ID_HEADER] = request_id
+            route = request_route(request)
+            http_request_observe(route=route, method=request.method, status=response.status_code, seconds=seconds)
+            if not self.log_requests:
+                return response
+            logger.info(
+                "%s %s %s",
+                request.method,
+                route,
+                response.status_code,
+                extra={
+                    "method": request.method,
+                    "route": route,
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)
 
 
 def private_pages_middleware(get_response):
@@ -50,7 +111,7 @@ class DatabaseUnavailableMiddleware:
     def process_exception(self, request, exception):
         if not isinstance(exception, (OperationalError, InterfaceError)):
             return None
-        logger.warning("database unavailable: %s %s: %s", request.method, request.path, exception)
+        _database_logger.warning("database unavailable: %s %s: %s", request.method, request.path, exception)
         headers = {"Retry-After": str(self.RETRY_AFTER_SECONDS)}
         if request.path.startswith("/api/"):
             return error_response(

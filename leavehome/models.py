@@ -22,3 +22,17 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type} {self.object_id}"
+
+
+class Heartbeat(models.Model):
+    """When a periodic job last ran: beat's heartbeat, one row per name.
+
+    Beat enqueues the heartbeat task every HEARTBEAT_SECONDS and a worker records it, so a
+    stale row means beat, or every worker, has stopped; /healthz and the metrics read it.
+    """
+
+    name = models.CharField(max_length=32, primary_key=True)
+    at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} {self.at:%Y-%m-%d %H:%M:%S}"

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from leavehome.env import env, env_bool, env_int, env_list
+from leavehome.metrics_files import multiprocess_dir_prepare
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -53,6 +55,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: the request id and the request's log line cover even a redirect or a 400.
+    "leavehome.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
     "leavehome.middleware.DatabaseUnavailableMiddleware",
@@ -141,6 +145,8 @@ AXES_CLIENT_IP_CALLABLE = "leavehome.clients.request_client_address"
 # Privacy: successful logins leave no record; failures are deleted by the retention purge
 # once past the cool-off (leavehome/logins.py).
 AXES_DISABLE_ACCESS_LOG = True
+# No banner from every process and every manage.py call, no user agents in log lines.
+AXES_VERBOSE = False
 
 # Staff must log in to the admin with a second factor in production.
 OTP_ADMIN_REQUIRED = env_bool("OTP_ADMIN_REQUIRED", not DEBUG)
@@ -166,29 +172,47 @@ STORAGES = {
 # worker process shares (or set the "default" storage to an object store).
 MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 
-# --- E-mail (console by default; SMTP when EMAIL_HOST is set) -----------------------------
+# --- E-mail (SMTP when EMAIL_HOST is set; console only with DEBUG on) ----------------------
+# Production must deliver mail (owners' verification links): with DEBUG off and no
+# EMAIL_HOST the process refuses to start, unless EMAIL_BACKEND is set explicitly (a file
+# backend for a local trial, say), which `check --deploy` then warns about (leavehome/checks.py).
 EMAIL_HOST = env("EMAIL_HOST")
-if EMAIL_HOST:
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_PORT = env_int("EMAIL_PORT", 587)
-    EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
-    EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
-    EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
-else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+EMAIL_PORT = env_int("EMAIL_PORT", 587)
+EMAIL_HOST_USER = env("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", True)
+# Where django.core.mail.backends.filebased.EmailBackend writes one file per message.
+EMAIL_FILE_PATH = env("EMAIL_FILE_PATH", str(BASE_DIR / "sent-mail"))
+EMAIL_BACKEND = env("EMAIL_BACKEND")
+if EMAIL_BACKEND is None:
+    if EMAIL_HOST:
+        EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    elif DEBUG:
+        EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    else:
+        raise ImproperlyConfigured(
+            "DEBUG=0 but EMAIL_HOST is not set: e-mail (owners' verification links) would not be "
+            "delivered. Set EMAIL_HOST, or EMAIL_BACKEND explicitly (docs/operations.md)."
+        )
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", "LeaveHome <no-reply@leavehome.example>")
 
 # --- Security (production) ----------------------------------------------------------------
 # TLS ends at nginx, which sets X-Forwarded-Proto (deploy/nginx.conf).
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# INSECURE_PLAIN_HTTP=1 serves production settings over plain HTTP: no redirect, no HSTS,
+# cookies without the Secure flag (or no browser or client would send them back over http).
+# For a local trial on one's own machine only (docs/operations.md); every process logs a
+# warning as it starts and check --deploy warns (leavehome/checks.py).
+INSECURE_PLAIN_HTTP = env_bool("INSECURE_PLAIN_HTTP", False)
+_HTTPS_ONLY = not DEBUG and not INSECURE_PLAIN_HTTP
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", _HTTPS_ONLY)
 # Load balancers probe health over plain HTTP on the private network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
-SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
-SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000 if _HTTPS_ONLY else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = _HTTPS_ONLY
+SECURE_HSTS_PRELOAD = _HTTPS_ONLY
+SESSION_COOKIE_SECURE = _HTTPS_ONLY
+CSRF_COOKIE_SECURE = _HTTPS_ONLY
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 # Content-Security-Policy on every response (django-csp): scripts, styles and everything else
@@ -310,12 +334,26 @@ ACCOUNT_MAIL_RATE_CLIENT = env("ACCOUNT_MAIL_RATE_CLIENT", "10/hour")
 # A locked-out owner gets a page in their language pointing at password reset (HTTP 429).
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 
-# --- Logging ------------------------------------------------------------------------------
+# --- Logging (leavehome/logs.py) -----------------------------------------------------------
+# One JSON object per line on stderr, times in UTC with their offset, each with the request
+# id, addresses and secret-looking strings scrubbed; gunicorn (deploy/gunicorn.conf.py) and
+# Celery (leavehome/celery.py) write the same lines. LOG_FORMAT=plain gives readable lines,
+# the default with DEBUG on.
+LOG_FORMAT = env("LOG_FORMAT", "plain" if DEBUG else "json")
+if LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or plain, not {LOG_FORMAT!r}.")
+# One line per request (leavehome/middleware.py); 0 leaves them to nginx's access log when
+# a peak makes even that cost count. The request metrics are kept either way.
+LOG_REQUESTS = env_bool("LOG_REQUESTS", True)
+LOGGING_CONFIG = "leavehome.logs.configure"
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "formatters": {
+        "json": {"()": "leavehome.logs.JsonFormatter"},
+        "plain": {"()": "leavehome.logs.PlainFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
@@ -366,8 +404,17 @@ PUSH_RETRY_MAX_SECONDS = env_int("PUSH_RETRY_MAX_SECONDS", 3600)
 # which runs every minute and leaves alone what became due less than the grace ago.
 PUSH_CLAIM_SECONDS = env_int("PUSH_CLAIM_SECONDS", 300)
 PUSH_REAP_GRACE_SECONDS = env_int("PUSH_REAP_GRACE_SECONDS", 30)
+# The canary (notifications/push/canary.py): device ids of operators' own phones, one per
+# provider, that get a test push every PUSH_CANARY_SECONDS (0: never) to prove delivery works.
+PUSH_CANARY_DEVICES = env_list("PUSH_CANARY_DEVICES")
+PUSH_CANARY_SECONDS = env_int("PUSH_CANARY_SECONDS", 3600)
 CELERY_IMPORTS = ["notifications.push.tasks"]
 CELERY_BEAT_SCHEDULE["push-reap"] = {"task": "notifications.push.tasks.push_reap", "schedule": 60.0}
+if PUSH_CANARY_DEVICES and PUSH_CANARY_SECONDS:
+    CELERY_BEAT_SCHEDULE["push-canary"] = {
+        "task": "notifications.push.tasks.push_canary",
+        "schedule": float(PUSH_CANARY_SECONDS),
+    }
 
 # --- Matching core and retention (notifications/tasks.py) ----------------------------------
 # Hourly: create the visit-token partitions of every date an upload may name (idempotent);
@@ -403,3 +450,39 @@ CLUSTER_CANDIDATE_DAYS = env_int("CLUSTER_CANDIDATE_DAYS", 14)
 # A publication estimated to notify more devices than this waits for a second official's
 # approval (notifications/safety.py); 0 turns the rule off.
 PUBLICATION_APPROVAL_THRESHOLD = env_int("PUBLICATION_APPROVAL_THRESHOLD", 10000)
+
+# --- Metrics (leavehome/metrics.py; docs/operations.md, Metrics) ---------------------------
+# The bearer token Prometheus sends to GET /metrics and to the workers' endpoint; unset, both
+# are off. Multiprocess mode needs PROMETHEUS_MULTIPROC_DIR in the environment of gunicorn
+# and of each worker (a directory of its own for each), read by prometheus_client itself;
+# an empty value is off and a missing directory is made, here, before anything imports it.
+multiprocess_dir_prepare()
+METRICS_TOKEN = env("METRICS_TOKEN")
+# Each worker's main process serves its pool's metrics here (unset: no worker endpoint).
+METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0) or None
+METRICS_WORKER_BIND = env("METRICS_WORKER_BIND", "127.0.0.1")
+# The queues whose depth is reported (the default queue unless listed).
+METRICS_QUEUES = env_list("METRICS_QUEUES", [CELERY_TASK_DEFAULT_QUEUE])
+
+# --- Liveness (/healthz; docs/operations.md, Health) ---------------------------------------
+# Beat sends a heartbeat this often (and once as it starts); a worker records it. /healthz
+# answers 503 when the last one is older than HEALTHZ_BEAT_MAX_AGE_SECONDS (0: not checked,
+# for a web tier whose load balancer must not care), or when the oldest upload waiting to be
+# matched is older than HEALTHZ_BACKLOG_MAX_AGE_SECONDS (0: not checked).
+HEARTBEAT_SECONDS = float(env("HEARTBEAT_SECONDS", "60"))
+HEALTHZ_BEAT_MAX_AGE_SECONDS = env_int("HEALTHZ_BEAT_MAX_AGE_SECONDS", 300)
+HEALTHZ_BACKLOG_MAX_AGE_SECONDS = env_int("HEALTHZ_BACKLOG_MAX_AGE_SECONDS", 900)
+CELERY_BEAT_SCHEDULE["leavehome-heartbeat"] = {"task": "leavehome.heartbeat", "schedule": HEARTBEAT_SECONDS}
+
+# --- Error tracking (leavehome/sentry.py; docs/operations.md, Errors) ----------------------
+# Off unless SENTRY_DSN is set. No personal data: no users, cookies, bodies or addresses;
+# every event is scrubbed of tokens before it is sent.
+SENTRY_DSN = env("SENTRY_DSN")
+if SENTRY_DSN:
+    from leavehome.sentry import sentry_init
+
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=env("SENTRY_ENVIRONMENT", "production"),
+        traces_sample_rate=float(env("SENTRY_TRACES_SAMPLE_RATE", "0")),
+    )

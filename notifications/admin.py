@@ -378,6 +378,10 @@ class CaseAdmin(CaseUploadAdminMixin, admin.ModelAdmin):
             "lag": str(_("seconds")),
             "tokens": str(_("Visit tokens")),
             "tokens_estimate": str(_("Visit tokens (estimate)")),
+            "uploads": str(_("Uploads")),
+            "upload_tokens": str(_("Tokens uploaded")),
+            "lag_mean": str(_("mean (seconds)")),
+            "lag_max": str(_("longest (seconds)")),
         }
         return TemplateResponse(request, "admin/notifications/dashboard.html", context)
 

@@ -74,6 +74,7 @@ from notifications.models import (
     MatchingRun,
     Notification,
     UploadBacklog,
+    UploadHour,
     VisitToken,
 )
 
@@ -204,7 +205,46 @@ class SweepBatch:
 
 # Oldest first, so the lag stays bounded under load; SKIP LOCKED lets concurrent sweeps
 # take disjoint batches instead of queueing behind each other. Index: the primary key.
-_BACKLOG_CLAIM = sql.SQL("SELECT id, date FROM {backlog} ORDER BY id LIMIT %s {lock}")
+_BACKLOG_CLAIM = sql.SQL("SELECT id, date, tokens, created_at FROM {backlog} ORDER BY id LIMIT %s {lock}")
+
+# The hourly figures (UploadHour): added to by each batch. Index: the primary key (hour).
+_HOURS_ADD = sql.SQL(
+    """
+    INSERT INTO {hours} (hour, uploads, tokens, lag_ms_total, lag_ms_max) VALUES {rows}
+    ON CONFLICT (hour) DO UPDATE SET
+        uploads = {hours}.uploads + excluded.uploads,
+        tokens = {hours}.tokens + excluded.tokens,
+        lag_ms_total = {hours}.lag_ms_total + excluded.lag_ms_total,
+        lag_ms_max = {greatest}({hours}.lag_ms_max, excluded.lag_ms_max)
+    """
+)
+
+
+def _upload_hours_add(claimed, now: dt.datetime) -> None:
+    """Add a batch's uploads to the figures of the hours they arrived in (UTC hours)."""
+    created_field = UploadBacklog._meta.get_field("created_at")
+    hours: dict[dt.datetime, list[int]] = {}
+    for _id, _date, tokens, created_at in claimed:
+        arrived = created_field.to_python(created_at)
+        if timezone.is_naive(arrived):  # SQLite hands back UTC text
+            arrived = timezone.make_aware(arrived, dt.UTC)
+        lag_ms = max(0, round((now - arrived).total_seconds() * 1000))
+        figures = hours.setdefault(arrived.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0), [0, 0, 0, 0])
+        figures[0] += 1
+        figures[1] += tokens
+        figures[2] += lag_ms
+        figures[3] = max(figures[3], lag_ms)
+    hour_field = UploadHour._meta.get_field("hour")
+    params = []
+    for hour, figures in sorted(hours.items()):
+        params += [hour_field.get_db_prep_value(hour, connection), *figures]
+    row = sql.SQL("({})").format(placeholders(5))
+    query = _HOURS_ADD.format(
+        hours=_table(UploadHour),
+        rows=sql.SQL(", ").join([row] * len(hours)),
+        greatest=sql.SQL("GREATEST" if on_postgres() else "MAX"),
+    )
+    sql_run(query, params)
 
 
 def uploads_sweep_batch(*, limit: int = UPLOAD_SWEEP_BATCH) -> SweepBatch:
@@ -229,6 +269,7 @@ def uploads_sweep_batch(*, limit: int = UPLOAD_SWEEP_BATCH) -> SweepBatch:
             sql.SQL("DELETE FROM {backlog} WHERE id {ids_in}").format(backlog=_table(UploadBacklog), ids_in=ids_in),
             id_params,
         )
+        _upload_hours_add(claimed, timezone.now())
     return SweepBatch(uploads=len(backlog_ids), notification_ids=notification_ids)
 
 

@@ -72,10 +72,31 @@ class UploadBacklog(models.Model):
     # deleting a device deletes its backlog rows explicitly (notifications/devices.py).
     device_id = models.UUIDField()
     date = models.DateField()
+    # How many tokens of that date the upload held: the hourly figures count them as swept.
+    tokens = models.PositiveIntegerField(default=0)
     created_at = models.DateTimeField(db_default=Now())
 
     def __str__(self):
         return f"{self.device_id} {self.date}"
+
+
+class UploadHour(models.Model):
+    """Uploads matched per hour of arrival, and how long they waited: kept by the sweep as it works.
+
+    One row per hour (UTC), added to by every sweep batch in its own transaction, so the
+    officials' charts read 24 small rows instead of counting a table of billions. ``uploads``
+    counts (upload, date) backlog rows; the lag is from arrival to the commit of the sweep
+    batch that matched them.
+    """
+
+    hour = models.DateTimeField(primary_key=True)
+    uploads = models.PositiveBigIntegerField(default=0)
+    tokens = models.PositiveBigIntegerField(default=0)
+    lag_ms_total = models.PositiveBigIntegerField(default=0)
+    lag_ms_max = models.PositiveIntegerField(default=0)
+
+    def __str__(self):
+        return f"{self.hour:%Y-%m-%d %H:00} {self.uploads}"
 
 
 class Case(models.Model):

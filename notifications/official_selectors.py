@@ -328,6 +328,7 @@ def chart_figures(*, days: int = 14, hours: int = 24, now=None) -> dict:
         lag[reference] = max(lag.get(reference, 0.0), max(done, 0.0))
 
     tokens, tokens_estimated = visit_tokens_by_date()
+    uploads = upload_hour_figures(hour_list)
     return {
         "days": [day.isoformat() for day in day_list],
         "hours": [f"{hour:%m-%d %H:00}" for hour in hour_list],
@@ -339,11 +340,35 @@ def chart_figures(*, days: int = 14, hours: int = 24, now=None) -> dict:
             for (kind, outcome), series in push.items()
         ],
         "lag": {"cases": list(lag), "seconds": [round(value, 2) for value in lag.values()]},
+        "uploads": uploads,
         "tokens": {
             "dates": [day.isoformat() for day in day_list],
             "counts": [tokens.get(day, 0) for day in day_list],
             "estimate": tokens_estimated,
         },
+    }
+
+
+def upload_hour_figures(hour_list: list[dt.datetime]) -> dict:
+    """Uploads and tokens matched per hour of arrival, and their upload → match lag (mean, max).
+
+    From UploadHour, which the sweep keeps as it works: one small row per hour, so this reads
+    at most ``len(hour_list)`` rows through its primary key, whatever the day's volume.
+    """
+    from notifications.models import UploadHour
+
+    rows = {
+        timezone.localtime(row.hour): row
+        for row in UploadHour.objects.filter(hour__gte=hour_list[0], hour__lte=hour_list[-1])
+    }
+    series = [rows.get(hour) for hour in hour_list]
+    return {
+        "uploads": [row.uploads if row else 0 for row in series],
+        "tokens": [row.tokens if row else 0 for row in series],
+        "lag_mean_seconds": [
+            round(row.lag_ms_total / row.uploads / 1000, 2) if row and row.uploads else 0 for row in series
+        ],
+        "lag_max_seconds": [round(row.lag_ms_max / 1000, 2) if row else 0 for row in series],
     }
 
 

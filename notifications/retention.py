@@ -29,7 +29,16 @@ from leavehome.lib.sql import on_postgres, sql_text
 from leavehome.logins import login_records_purge
 from notifications import partitions
 from notifications.feed import exposure_feed_purge
-from notifications.models import Case, CaseVisit, Device, ExposureToken, Notification, UploadBacklog, VisitToken
+from notifications.models import (
+    Case,
+    CaseVisit,
+    Device,
+    ExposureToken,
+    Notification,
+    UploadBacklog,
+    UploadHour,
+    VisitToken,
+)
 
 CHUNK = 10_000
 DEVICE_CHUNK = 1_000
@@ -89,6 +98,7 @@ def retention_purge(*, today: dt.date | None = None) -> dict:
     removed["upload_backlog"] = _delete_chunked(
         UploadBacklog._meta.db_table, sql.SQL("date < %s"), [_date_param(cutoff)], row_id="id"
     )
+    removed["upload_hours"] = UploadHour.objects.filter(hour__lt=cutoff_start).delete()[0]
     # Cases: once their last window ended before the cutoff nobody can still be matched.
     expired_cases = Case.objects.exclude(visits__end__gte=cutoff_start).filter(confirmed_on__lt=cutoff)
     removed["notifications"] = _ids_delete(

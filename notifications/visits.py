@@ -51,8 +51,8 @@ _INGEST = sql.SQL(
         ) AS n
         ORDER BY n.d, n.t
     ), queued AS (
-        INSERT INTO {backlog} (device_id, date)
-        SELECT held.id, q.d FROM held, unnest(%s::date[]) AS q(d)
+        INSERT INTO {backlog} (device_id, date, tokens)
+        SELECT held.id, q.d, q.n FROM held, unnest(%s::date[], %s::integer[]) AS q(d, n)
     )
     SELECT id FROM held
     """
@@ -74,6 +74,13 @@ def _distinct_pairs(days: Mapping[dt.date, Iterable[bytes]]) -> list[tuple[dt.da
     return sorted({(date, bytes(token)) for date, tokens in days.items() for token in tokens})
 
 
+def _tokens_per_date(pairs, dates) -> list[int]:
+    counts = dict.fromkeys(dates, 0)
+    for date, _token in pairs:
+        counts[date] += 1
+    return [counts[date] for date in dates]
+
+
 def _ingest_postgres(device_id, pairs, dates) -> bool:
     meta = VisitToken._meta
     query = _INGEST.format(
@@ -84,7 +91,8 @@ def _ingest_postgres(device_id, pairs, dates) -> bool:
         device_id=sql.Identifier(meta.get_field("device").column),
         backlog=sql.Identifier(UploadBacklog._meta.db_table),
     )
-    params = [device_id, [date for date, _ in pairs], [token for _, token in pairs], dates, dates]
+    params = [device_id, [date for date, _ in pairs], [token for _, token in pairs], dates]
+    params += [dates, _tokens_per_date(pairs, dates)]
     return bool(sql_run(query, params))
 
 
@@ -99,7 +107,10 @@ def _ingest_sqlite(device_id, pairs, dates) -> bool:
             [VisitToken(date=date, token=token, device_id=device_id) for date, token in pairs],
             ignore_conflicts=True,
         )
-        UploadBacklog.objects.bulk_create(UploadBacklog(device_id=device_id, date=date) for date in dates)
+        UploadBacklog.objects.bulk_create(
+            UploadBacklog(device_id=device_id, date=date, tokens=count)
+            for date, count in zip(dates, _tokens_per_date(pairs, dates), strict=True)
+        )
     return True
 
 

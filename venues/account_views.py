@@ -43,9 +43,13 @@ class LoginView(auth_views.LoginView):
 
 
 class PasswordResetView(auth_views.PasswordResetView):
+    """Django's, with the mailed link built from SITE_URL rather than the request's Host, and
+    at most so many e-mails per address and per client (_account_mail_throttled)."""
+
     def form_valid(self, form):
         if _account_mail_throttled(self.request, form.cleaned_data["email"]):
             return _throttled(self.request, self.template_name, form)
+        self.extra_email_context = {"base_url": settings.SITE_URL}
         return super().form_valid(form)
 
 
@@ -59,7 +63,8 @@ def sign_up(request):
             email=form.cleaned_data["email"],
             password=form.cleaned_data["password1"],
             full_name=form.cleaned_data["full_name"],
-            base_url=f"{request.scheme}://{request.get_host()}",
+            # Not the request's Host: behind a proxy it may lack the port, or be forged.
+            base_url=settings.SITE_URL,
         )
         return render(request, "registration/signup_done.html", {"email": form.cleaned_data["email"]})
     return render(request, "registration/signup.html", {"form": form})

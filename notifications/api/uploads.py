@@ -27,6 +27,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework.views import APIView
 
 from leavehome.api import error_response
+from leavehome.metrics import upload_count
 from leavehome.ratelimit import Limit, client_address, rate_limits_hit
 from notifications import tasks
 from notifications.api import serializers as s
@@ -202,6 +203,7 @@ def visit_upload(request):
     except DeviceDeleted:  # deleted by a concurrent request since authentication
         return _unauthenticated("Unknown device secret.")
     tasks.uploads_match_soon()
+    upload_count(tokens=accepted)
     response = HttpResponse(orjson.dumps({"accepted": accepted}), status=202, content_type="application/json")
     response["Cache-Control"] = "no-store"
     return response

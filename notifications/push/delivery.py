@@ -14,7 +14,8 @@ task per batch of up to PUSH_BATCH_DEVICES devices that have an active channel
 4. records each outcome with one UPDATE per kind of outcome: delivered; retrying (due again
    after exponential backoff with jitter, never before the service's Retry-After); failed
    (permanent, or out of attempts; a dead address also deactivates the channel); disabled
-   (no credentials for that kind).
+   (no credentials for that kind). Each outcome is counted by provider and status in the
+   ``leavehome_push_sends`` metric, which the push-failure alert watches.
 
 Whatever happens to a push, the notification itself stays in ``GET /api/v1/notifications``:
 push only shortens the time until the phone looks.
@@ -38,6 +39,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from leavehome.metrics import PUSHES
 from notifications.models import Notification, PushChannel, PushDelivery
 from notifications.push.sealing import address_open
 from notifications.push.transports import TRANSPORTS, TransportDisabled, TransportError
@@ -190,8 +192,9 @@ def _pushes_send(channels, messages):
     return results
 
 
-def _outcomes_record(claim, claimed, results, now) -> BatchReport:
+def _outcomes_record(claim, claimed, results, now, kinds) -> BatchReport:
     report = BatchReport()
+    outcomes = defaultdict(int)  # (kind, status) → pushes, for the metrics once recorded
     Status = PushDelivery.Status
     claimed_rows = PushDelivery.objects.filter(claim=claim, status=Status.SENDING)
     groups = defaultdict(list)  # (status, last_error) → channel ids
@@ -201,18 +204,20 @@ def _outcomes_record(claim, claimed, results, now) -> BatchReport:
     for channel_id, error in results.items():
         attempts = max(row["attempts"] for row in claimed[channel_id])
         if error is None:
-            groups[(Status.DELIVERED, "")].append(channel_id)
+            status, reason = Status.DELIVERED, ""
         elif isinstance(error, TransportDisabled):
-            groups[(Status.DISABLED, str(error)[:200])].append(channel_id)
+            status, reason = Status.DISABLED, str(error)[:200]
         elif error.permanent or attempts >= settings.PUSH_MAX_ATTEMPTS:
             reason = error.message if error.permanent else f"gave up after {attempts} attempts: {error.message}"
-            groups[(Status.FAILED, reason[:200])].append(channel_id)
+            status, reason = Status.FAILED, reason[:200]
             if error.deactivate:
                 deactivated[channel_id] = error.message
         else:
-            groups[(Status.RETRYING, error.message)].append(channel_id)
+            status, reason = Status.RETRYING, error.message
             retry_after = max(retry_after, error.retry_after or 0.0)
             max_attempts = max(max_attempts, attempts)
+        groups[(status, reason)].append(channel_id)
+        outcomes[(kinds[channel_id], status.value)] += 1
     if any(status == Status.RETRYING for status, _ in groups):
         report.retry_delay = retry_delay_seconds(max_attempts, retry_after)
     with transaction.atomic():
@@ -230,6 +235,8 @@ def _outcomes_record(claim, claimed, results, now) -> BatchReport:
             PushChannel.objects.filter(id__in=channel_ids).update(active=False, deactivated_reason=reason[:200])
         if deactivated:
             _deliveries_of_dead_channels_fail(list(deactivated), now)
+    for (kind, status), count in outcomes.items():
+        PUSHES.labels(provider=kind, status=status).inc(count)
     return report
 
 
@@ -276,7 +283,8 @@ def push_deliver_batch(*, notification_ids) -> BatchReport:
         for channel_id, rows in claimed.items()
     }
     results = _pushes_send(channels, messages)
-    return _outcomes_record(claim, claimed, results, timezone.now())
+    kinds = {channel["id"]: channel["kind"] for channel in channels}
+    return _outcomes_record(claim, claimed, results, timezone.now(), kinds)
 
 
 def push_deliveries_reap() -> list[list[int]]:
@@ -292,27 +300,45 @@ def push_deliveries_reap() -> list[list[int]]:
     return list(_device_batches(set(rows)))
 
 
-def push_test_send(*, device) -> str:
-    """Send a test push to the device now, for operators; returns what happened, in words.
+@dataclass(frozen=True)
+class PushTestOutcome:
+    """What a test push did: ``status`` (delivered, retrying, failed, disabled, no_channel,
+    inactive), the channel's kind ("" without one), and the same in words."""
+
+    status: str
+    kind: str
+    text: str
+
+
+def push_test(*, device) -> PushTestOutcome:
+    """Send a test push to the device now, for operators and the canary; say what happened.
 
     No notification is involved and nothing is recorded, except that a dead address
     deactivates the channel as a real push would.
     """
     channel = PushChannel.objects.filter(device=device).first()
     if channel is None:
-        return "The device has no push channel; it polls."
+        return PushTestOutcome("no_channel", "", "The device has no push channel; it polls.")
     if not channel.active:
-        return f"The device's {channel.kind} channel is inactive ({channel.deactivated_reason}); it polls."
+        text = f"The device's {channel.kind} channel is inactive ({channel.deactivated_reason}); it polls."
+        return PushTestOutcome("inactive", channel.kind, text)
     values = {"id": channel.id, "device_id": channel.device_id, "kind": channel.kind, "active": True}
     values["address_sealed"] = channel.address_sealed
     error = _pushes_send([values], {channel.id: {"type": MESSAGE_TYPE_TEST, "poll": POLL_PATH, "ids": []}})[channel.id]
     if error is None:
-        return f"Delivered to the {channel.kind} push service."
+        return PushTestOutcome("delivered", channel.kind, f"Delivered to the {channel.kind} push service.")
     if isinstance(error, TransportDisabled):
-        return f"Not sent: {error}."
+        return PushTestOutcome("disabled", channel.kind, f"Not sent: {error}.")
     if error.deactivate:
         with transaction.atomic():
             PushChannel.objects.filter(id=channel.id).update(active=False, deactivated_reason=error.message)
             _deliveries_of_dead_channels_fail([channel.id], timezone.now())
-        return f"Failed for good, channel deactivated: {error.message}"
-    return f"Failed ({'permanent' if error.permanent else 'transient'}): {error.message}"
+        return PushTestOutcome("failed", channel.kind, f"Failed for good, channel deactivated: {error.message}")
+    status = "failed" if error.permanent else "retrying"
+    kind_of_failure = "permanent" if error.permanent else "transient"
+    return PushTestOutcome(status, channel.kind, f"Failed ({kind_of_failure}): {error.message}")
+
+
+def push_test_send(*, device) -> str:
+    """:func:`push_test`, in words (``manage.py push_test``)."""
+    return push_test(device=device).text

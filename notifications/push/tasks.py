@@ -55,3 +55,11 @@ def push_later(*, notification_ids) -> None:
     """
     for batch in push_batches(notification_ids=notification_ids):
         transaction.on_commit(partial(push_deliver.delay, batch))
+
+
+@shared_task(ignore_result=True)
+def push_canary():
+    """Send the canary pushes (beat, every PUSH_CANARY_SECONDS); outcomes become metrics."""
+    from notifications.push.canary import push_canary_send
+
+    push_canary_send()

@@ -45,6 +45,8 @@ def production_env(broker_url, queue, **extra):
         "CELERY_BROKER_URL": broker_url,
         "CELERY_RESULT_BACKEND": "redis://127.0.0.1:6379/15",
         "CELERY_TASK_DEFAULT_QUEUE": queue,
+        # Nothing is mailed by these tests; production refuses to start without a mail server.
+        "EMAIL_HOST": "smtp.example.invalid",
         "PYTHONUNBUFFERED": "1",
         **extra,
     }
@@ -144,7 +146,12 @@ def test_gunicorn_worker_and_beat_serve_and_run_tasks(processes, tmp_path, broke
     base = f"http://127.0.0.1:{port}"
     _wait_for(lambda: httpx.get(f"{base}/healthz", timeout=5).status_code == 200, "gunicorn healthy")
     health = httpx.get(f"{base}/healthz", timeout=5).json()
-    assert health == {"status": "ok", "database": "ok", "broker": "ok"}
+    assert {key: health[key] for key in ("status", "database", "broker")} == {
+        "status": "ok",
+        "database": "ok",
+        "broker": "ok",
+    }
+    assert health["beat_tick_age_seconds"] >= 0  # beat's first heartbeat, recorded by the worker
 
     # Production settings behind nginx: plain HTTP is redirected, X-Forwarded-Proto trusted.
     assert httpx.get(f"{base}/api/v1/config", timeout=5).status_code == 301
@@ -161,6 +168,31 @@ def test_gunicorn_worker_and_beat_serve_and_run_tasks(processes, tmp_path, broke
     assert beat.poll() is None, processes.log("beat")
     assert "beat: Starting" in processes.log("beat")
     assert "ready" in processes.log("worker")
+
+
+def test_healthz_turns_503_when_beat_stops(processes, tmp_path, restore_celery):
+    queue = f"beat-{uuid.uuid4().hex[:10]}"
+    env = production_env(
+        "redis://127.0.0.1:6379/14",
+        queue,
+        GUNICORN_WORKERS="1",
+        HEARTBEAT_SECONDS="1",
+        HEALTHZ_BEAT_MAX_AGE_SECONDS="4",
+    )
+    port = _free_port()
+    celery = [sys.executable, "-m", "celery", "-A", "leavehome", "--quiet"]
+    processes.start_gunicorn(port, env)
+    processes.start("worker", [*celery, "worker", "--concurrency=1", "-Q", queue, "-n", f"{queue}@%h"], env)
+    beat = processes.start("beat", [*celery, "beat", f"--schedule={tmp_path / 'celerybeat-schedule'}"], env)
+    health = f"http://127.0.0.1:{port}/healthz"
+    _wait_for(lambda: httpx.get(health, timeout=5).status_code == 200, "healthy with beat running")
+
+    beat.terminate()
+    beat.wait(timeout=20)
+    _wait_for(lambda: httpx.get(health, timeout=5).status_code == 503, "503 once beat's heartbeat is stale")
+    body = httpx.get(health, timeout=5).json()
+    assert set(body["problems"]) == {"beat"}
+    assert body["beat_tick_age_seconds"] > 4
 
 
 def test_healthz_is_503_when_the_broker_is_down(processes, restore_celery):
@@ -197,6 +229,36 @@ def test_production_refuses_to_start_without_its_secrets():
     assert "TRACING_KEY" in result.stderr
 
 
+def _manage(env, *args):
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_production_refuses_to_start_without_a_mail_server():
+    env = production_env("redis://127.0.0.1:6379/0", "celery")
+    del env["EMAIL_HOST"]
+    result = _manage(env, "check")
+    assert result.returncode != 0
+    assert "EMAIL_HOST" in result.stderr
+
+
+def test_check_deploy_warns_when_mail_is_not_delivered(tmp_path):
+    env = production_env("redis://127.0.0.1:6379/0", "celery", ALLOWED_HOSTS="leavehome.example")
+    del env["EMAIL_HOST"]
+    env.update(EMAIL_BACKEND="django.core.mail.backends.filebased.EmailBackend", EMAIL_FILE_PATH=str(tmp_path))
+    result = _manage(env, "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode != 0
+    assert "leavehome.W001" in result.stdout + result.stderr
+
+
+def test_plain_http_is_flagged_by_check_deploy():
+    env = production_env("redis://127.0.0.1:6379/0", "celery", ALLOWED_HOSTS="leavehome.example")
+    result = _manage({**env, "INSECURE_PLAIN_HTTP": "1"}, "check", "--deploy")
+    assert "leavehome.W002" in result.stdout + result.stderr
+    assert "INSECURE_PLAIN_HTTP=1" in result.stderr  # every process says so as it starts
+
+
 def test_secrets_can_come_from_files(tmp_path):
     secret_file = tmp_path / "tracing_key"
     secret_file.write_text(_random_key() + "\n")
@@ -219,9 +281,16 @@ def test_deploy_files_name_real_entry_points():
     deploy = Path(PROJECT_DIR, "deploy")
     procfile = (deploy / "Procfile").read_text()
     assert "gunicorn -c deploy/gunicorn.conf.py leavehome.wsgi" in procfile
-    assert "celery -A leavehome worker" in procfile
-    assert "celery -A leavehome beat" in procfile
+    assert "celery -A leavehome --quiet worker" in procfile
+    assert "celery -A leavehome --quiet beat" in procfile
     compose = (deploy / "compose.yaml").read_text()
     for service in ("postgres:", "redis:", "web:", "worker:", "beat:", "migrate:"):
         assert service in compose
     assert "deploy/gunicorn.conf.py" in (deploy / "Dockerfile").read_text()
+    units = {path.name: path.read_text() for path in (deploy / "systemd").glob("*.service")}
+    assert "gunicorn -c deploy/gunicorn.conf.py leavehome.wsgi" in units["leavehome-web.service"]
+    assert "celery -A leavehome --quiet worker" in units["leavehome-worker.service"]
+    assert "celery -A leavehome --quiet beat" in units["leavehome-beat.service"]
+    # Each service has a metrics directory of its own, fresh at every start.
+    assert "RuntimeDirectory=leavehome/metrics-web" in units["leavehome-web.service"]
+    assert "RuntimeDirectory=leavehome/metrics-worker" in units["leavehome-worker.service"]

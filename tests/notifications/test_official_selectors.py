@@ -10,13 +10,16 @@ from django.utils import timezone
 
 from notifications import partitions
 from notifications.devices import device_register
-from notifications.models import Case, CaseVisit, MatchingRun, Notification
+from notifications.models import Case, CaseVisit, MatchingRun, Notification, UploadHour
 from notifications.official_selectors import chart_figures, dashboard_figures
+from notifications.visits import visit_tokens_ingest
 from tests.notifications.official_fixtures import devices_at_venue, draft_make, yesterday_at
+from tests.phone.server import uploads_swept
 
 # chart_figures: notifications, cases published, cases withdrawn, push outcomes, lag, tokens
-# (a bounded count, then the grouped count or, on PostgreSQL beyond the bound, the estimates).
-CHART_QUERIES = 7
+# (a bounded count, then the grouped count or, on PostgreSQL beyond the bound, the estimates),
+# the uploads' hourly figures.
+CHART_QUERIES = 8
 
 
 def _published_with_notifications(venue, *, reference, devices, risk="high"):
@@ -113,3 +116,16 @@ def test_the_upload_backlog_shows_the_lag_as_it_stands(official_client, venue):
     assert 29 < figures["oldest_seconds"] < 120
     page = official_client.get(reverse("admin:notifications_dashboard")).content.decode()
     assert '<td id="backlog-waiting">1</td>' in page
+
+
+def test_uploads_per_hour_and_their_lag_come_from_the_sweeps_own_figures(venue):
+    devices = [device_register()[0] for _ in range(3)]
+    today = timezone.localdate()
+    for device in devices:
+        visit_tokens_ingest(device=device, days={today: [bytes([n]) * 16 for n in range(4)]})
+    assert uploads_swept() == 3
+    uploads = chart_figures()["uploads"]
+    assert uploads["uploads"][-1] == 3 and sum(uploads["uploads"]) == 3  # this hour, nothing before
+    assert uploads["tokens"][-1] == 12
+    assert 0 <= uploads["lag_mean_seconds"][-1] <= uploads["lag_max_seconds"][-1] < 60
+    assert UploadHour.objects.get().uploads == 3  # one row for the hour, added to by each batch

@@ -167,3 +167,16 @@ def test_sign_ups_from_one_client_are_limited_across_addresses(client, django_ca
     assert len(mail.outbox) == limit
     assert answer.status_code == 429
     assert not get_user_model().objects.filter(username=f"new{limit}@example.com").exists()
+
+
+def test_mailed_links_start_with_site_url_whatever_the_host(
+    client, settings, owner, django_capture_on_commit_callbacks
+):
+    # Behind nginx, "Host: $host" drops a non-default port: the link must not depend on it.
+    settings.SITE_URL = "https://leavehome.example:8443"
+    with django_capture_on_commit_callbacks(execute=True):
+        _sign_up(client, email="port@example.com")
+    client.post("/accounts/password/reset/", {"email": owner.email}, HTTP_HOST="localhost")
+    verification, reset = mail.outbox
+    assert _link(verification).startswith("https://leavehome.example:8443/accounts/verify/")
+    assert _link(reset).startswith("https://leavehome.example:8443/accounts/password/reset/")

@@ -22,7 +22,8 @@ PASSWORD = "noodles-on-nathan-road-88"
 # serialized_rollback: reloading the serialized database collides with the content types a
 # previous flush recreated under new ids (IntegrityError in a full run).
 @pytest.mark.django_db(transaction=True)
-def test_owner_signs_up_registers_downloads_and_regenerates(page, live_server, tmp_path):
+def test_owner_signs_up_registers_downloads_and_regenerates(page, live_server, tmp_path, settings):
+    settings.SITE_URL = live_server.url  # e-mailed links point at the public base URL
     page.goto(f"{live_server.url}/accounts/signup/")
     page.fill("input[name=email]", "chain@example.com")
     page.fill("input[name=full_name]", "Lucky Noodle Ltd")

@@ -33,6 +33,14 @@
     return { label: series.kind + " · " + labels[series.outcome], data: series.counts, fill: false };
   }));
   draw("chart-lag", "bar", data.lag.cases, [{ label: labels.lag, data: data.lag.seconds }]);
+  draw("chart-uploads", "bar", data.hours, [
+    { label: labels.uploads, data: data.uploads.uploads, yAxisID: "y" },
+    { label: labels.upload_tokens, data: data.uploads.tokens, yAxisID: "y1", type: "line", fill: false },
+  ], { scales: { y: { beginAtZero: true, position: "left" }, y1: { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } } } });
+  draw("chart-upload-lag", "line", data.hours, [
+    { label: labels.lag_mean, data: data.uploads.lag_mean_seconds, fill: false },
+    { label: labels.lag_max, data: data.uploads.lag_max_seconds, fill: false },
+  ], { scales: { y: { beginAtZero: true } } });
   draw("chart-tokens", "bar", data.tokens.dates, [
     { label: data.tokens.estimate ? labels.tokens_estimate : labels.tokens, data: data.tokens.counts },
   ]);
