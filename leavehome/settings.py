@@ -106,6 +106,12 @@ DATABASES = {
         conn_health_checks=env_bool("DATABASE_CONN_HEALTH_CHECKS", False),
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # No JIT compilation: PostgreSQL compiles any plan it estimates costly, and every
+    # statement over a day's partition of tens of millions of tokens is estimated so. The
+    # matching statements are index probes of a few milliseconds; compiling one took 300-450
+    # ms (EXPLAIN ANALYZE at an 80M-token partition, docs/benchmarks.md B2).
+    DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (throttles, login lockouts); must be shared by every web process in production --

@@ -60,6 +60,7 @@ import time
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -269,7 +270,10 @@ def uploads_sweep_batch(*, limit: int = UPLOAD_SWEEP_BATCH) -> SweepBatch:
             sql.SQL("DELETE FROM {backlog} WHERE id {ids_in}").format(backlog=_table(UploadBacklog), ids_in=ids_in),
             id_params,
         )
-        _upload_hours_add(claimed, timezone.now())
+        # After the commit, in a statement of its own: the hour's row is shared by every
+        # sweep, and holding its lock for the batch would make concurrent sweeps take turns.
+        # A sweep dying in between loses one batch from the dashboard's figures, nothing more.
+        transaction.on_commit(partial(_upload_hours_add, claimed, timezone.now()))
     return SweepBatch(uploads=len(backlog_ids), notification_ids=notification_ids)
 
 
