@@ -6,9 +6,10 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 # Debian packages: a TrueType CJK font for the posters; chromium for the browser tests;
-# nginx to check deploy/nginx.conf in front of gunicorn; wrk, B1's load generator.
+# nginx to check deploy/nginx.conf in front of gunicorn; logrotate to check
+# deploy/logrotate.conf; wrk, B1's load generator.
 APT_RUN := fonts-wqy-zenhei
-APT_TEST := $(APT_RUN) chromium nginx
+APT_TEST := $(APT_RUN) chromium nginx logrotate
 APT_BENCH := $(APT_RUN) wrk
 PYTEST_ARGS ?=
 BENCH_SCALE ?= small

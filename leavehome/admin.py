@@ -25,6 +25,20 @@ def admin_action_each(modeladmin, request, queryset, act, done_message) -> int:
     return done
 
 
+class StaffLoginForm(OTPAdminAuthenticationForm):
+    """The two-factor admin login, minus django-otp's habit of re-rendering the password.
+
+    When the password is right but the one-time code is missing or wrong, django-otp turns on
+    the password widget's ``render_value`` so the form comes back filled in: the password then
+    sits in the page's HTML (browser caches, screenshots, "view source"). Here it is typed again.
+    """
+
+    def _update_form(self, user):
+        super()._update_form(user)
+        if "password" in self.fields:
+            self.fields["password"].widget.render_value = False
+
+
 class ReadOnlyAdminMixin:
     """For records that services write and staff only read (audit trail, signing keys)."""
 
@@ -49,7 +63,7 @@ class AuditEntryAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     readonly_fields = ("created_at", "actor", "action", "object_type", "object_id", "detail")
 
 
-class OneStepOTPAdminAuthenticationForm(OTPAdminAuthenticationForm):
+class OneStepOTPAdminAuthenticationForm(StaffLoginForm):
     """Username, password and TOTP code in one submission.
 
     django-otp asks for a device choice it can list only after the password was checked, so
@@ -68,6 +82,7 @@ class OneStepOTPAdminAuthenticationForm(OTPAdminAuthenticationForm):
 
 
 class LeaveHomeOTPAdminSite(OTPAdminSite):
-    """The admin site when OTP_ADMIN_REQUIRED: django-otp's, with the one-step login form."""
+    """The admin site when OTP_ADMIN_REQUIRED: django-otp's, with the one-step login form
+    (which never writes the typed password back into the page)."""
 
     login_form = OneStepOTPAdminAuthenticationForm

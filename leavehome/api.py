@@ -32,6 +32,55 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "request_too_large"
 
 
+# No request of the protocol nests deeper than a few levels (PROTOCOL §4); a limit far above
+# that refuses bodies built to exhaust the parser's recursion or the validators' time.
+MAX_JSON_DEPTH = 32
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    # json accepts "\ud800" escapes; such a string cannot be encoded again, so rendering
+    # any answer that echoes it (an "Unknown field" error) would fail with a 500.
+    return not text.isascii() and any("\ud800" <= character <= "\udfff" for character in text)
+
+
+def _check_parsed(value):
+    """Refuse JSON nested deeper than MAX_JSON_DEPTH or holding a lone surrogate anywhere."""
+    pending = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, dict):
+            if depth > MAX_JSON_DEPTH:
+                raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.")
+            for key, child in item.items():
+                if _has_lone_surrogate(key):
+                    raise exceptions.ParseError("JSON parse error - a lone surrogate in a string.")
+                pending.append((child, depth + 1))
+        elif isinstance(item, list):
+            if depth > MAX_JSON_DEPTH:
+                raise exceptions.ParseError(f"JSON parse error - nested deeper than {MAX_JSON_DEPTH} levels.")
+            pending.extend((child, depth + 1) for child in item)
+        elif isinstance(item, str) and _has_lone_surrogate(item):
+            raise exceptions.ParseError("JSON parse error - a lone surrogate in a string.")
+    return value
+
+
+def json_body_parse(raw: bytes):
+    """A request body as JSON, or ``ParseError`` (400 ``parse_error``) for anything that is not
+    UTF-8 JSON of sane depth and proper Unicode. Never raises anything else."""
+    try:
+        value = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+    except (ValueError, RecursionError) as error:
+        # UnicodeDecodeError and JSONDecodeError are ValueErrors; RecursionError is the C
+        # decoder giving up on thousands of nested brackets.
+        message = "nested too deeply" if isinstance(error, RecursionError) else str(error)
+        raise exceptions.ParseError(f"JSON parse error - {message}") from None
+    return _check_parsed(value)
+
+
+def _refuse_constant(name):
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _flatten(detail, prefix=""):
     """DRF's nested error detail → {"a.0.b": ["message", …]}."""
     if isinstance(detail, dict):

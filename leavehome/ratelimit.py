@@ -9,14 +9,24 @@ to twice the rate across a window boundary, which is fine for limits that only s
 Counters live in the shared cache (``CACHE_URL``), never beside anything a phone uploads, and
 expire with their window. Without ``CACHE_URL`` (the embedded default, one process) they are
 kept in Django's local-memory cache.
+
+When the cache cannot be reached the limits are not enforced: requests are served, and a
+warning is logged once a minute per process. The limits only slow abuse; an outage of the
+cache must not become an outage of the API (tests/deploy/test_faults.py).
 """
 
+import logging
 import threading
 import time
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.cache import cache as django_cache
+from redis.exceptions import RedisError
+
+logger = logging.getLogger(__name__)
+_WARN_EVERY_SECONDS = 60
+_last_warning = [0.0]
 
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -56,6 +66,14 @@ def _redis(url: str):
     return client
 
 
+def rate_limits_unenforced(error: Exception) -> None:
+    """Log (at most once a minute) that the cache is unreachable and limits are not enforced."""
+    now = time.monotonic()
+    if now - _last_warning[0] >= _WARN_EVERY_SECONDS:
+        _last_warning[0] = now
+        logger.warning("rate limits not enforced: the cache is unreachable (%s)", error)
+
+
 def _key(limit: Limit, window: int) -> str:
     return f"lh:rate:{limit.scope}:{limit.ident}:{window}"
 
@@ -80,7 +98,11 @@ def rate_limits_hit(limits: list[Limit], *, now: float | None = None) -> int | N
         for limit, _allowed, window, remaining in windows:
             pipe.incr(_key(limit, window))
             pipe.expire(_key(limit, window), remaining, nx=True)
-        counts = pipe.execute()[::2]
+        try:
+            counts = pipe.execute()[::2]
+        except RedisError as error:
+            rate_limits_unenforced(error)
+            return None
     else:
         counts = []
         for limit, _allowed, window, remaining in windows:

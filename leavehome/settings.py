@@ -9,6 +9,7 @@ clean. ``deploy/env.example`` lists every variable with its meaning.
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -57,6 +58,8 @@ MIDDLEWARE = [
     # First: the request id and the request's log line cover even a redirect or a 400.
     "leavehome.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "leavehome.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -64,6 +67,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django_otp.middleware.OTPMiddleware",
+    "leavehome.middleware.private_pages_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout raised during login into a response.
@@ -94,7 +98,7 @@ TEMPLATES = [
 # Connections are kept (CONN_MAX_AGE) by web threads: a new PostgreSQL backend costs ~8 ms of
 # server CPU, more than a whole upload. No health check per request either: it is a
 # ``SELECT 1`` round trip on every request; a connection that died (PostgreSQL restarted)
-# fails one request with 503 instead, and Django drops it (leavehome/api.py).
+# fails one request with 503 instead, and Django drops it (leavehome/middleware.py).
 DATABASES = {
     "default": dj_database_url.parse(
         env("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
@@ -132,13 +136,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "venues:list"
 LOGOUT_REDIRECT_URL = "home"
 
-# Brute-force protection: lock a username from an address after repeated failures.
+# How many proxies of ours stand in front of gunicorn (nginx: 1). Throttles and login
+# lockouts take the client's address from X-Forwarded-For by this count (leavehome/ratelimit.py).
+PROXY_COUNT = env_int("PROXY_COUNT", 0)
+
+# Brute-force protection: lock a username from one address after repeated failures. The
+# lockout is keyed by (username, address) so that failures from an attacker's address never
+# lock the rightful user out from theirs.
 AXES_FAILURE_LIMIT = env_int("AXES_FAILURE_LIMIT", 5)
 AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
-AXES_IPWARE_PROXY_COUNT = env_int("PROXY_COUNT", 0)
-AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"]
+AXES_CLIENT_IP_CALLABLE = "leavehome.clients.request_client_address"
+# Privacy: successful logins leave no record; failures are deleted by the retention purge
+# once past the cool-off (leavehome/logins.py).
+AXES_DISABLE_ACCESS_LOG = True
 # No banner from every process and every manage.py call, no user agents in log lines.
 AXES_VERBOSE = False
 
@@ -161,6 +173,10 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+
+# Files the workers write for owners to download (posters ZIPs): a directory every web and
+# worker process shares (or set the "default" storage to an object store).
+MEDIA_ROOT = Path(env("MEDIA_ROOT", str(BASE_DIR / "media")))
 
 # --- E-mail (SMTP when EMAIL_HOST is set; console only with DEBUG on) ----------------------
 # Production must deliver mail (owners' verification links): with DEBUG off and no
@@ -205,6 +221,23 @@ SESSION_COOKIE_SECURE = _HTTPS_ONLY
 CSRF_COOKIE_SECURE = _HTTPS_ONLY
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy on every response (django-csp): scripts, styles and everything else
+# only from our own origin, no inline script anywhere (the API docs use drf-spectacular's split
+# view for that reason); data: images for the Swagger UI's icons.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "font-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [NONE],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 SECURE_REFERRER_POLICY = "same-origin"
 # Request bodies: the largest legitimate one is a full visit upload (see PROTOCOL §4).
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
@@ -237,7 +270,7 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "leavehome.api.exception_handler",
     "UNAUTHENTICATED_USER": None,
     # Per-IP throttles trust exactly this many proxies' X-Forwarded-For entries (nginx: 1).
-    "NUM_PROXIES": env_int("PROXY_COUNT", 0),
+    "NUM_PROXIES": PROXY_COUNT,
     "DEFAULT_THROTTLE_RATES": {
         "device_register_ip": env("THROTTLE_DEVICE_REGISTER_IP", "30/hour"),
         "visit_upload_device": env("THROTTLE_VISIT_UPLOAD_DEVICE", "120/hour"),
@@ -294,8 +327,16 @@ CELERY_BEAT_SCHEDULE = {}
 POSTER_CJK_FONT = env("POSTER_CJK_FONT", "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc")
 # The express channel's upper bound on branches per CSV (LeaveHomeSafe's largest chains).
 VENUE_IMPORT_MAX_ROWS = env_int("VENUE_IMPORT_MAX_ROWS", 5000)
+# Posters ZIPs are built by workers: at most this many at once per owner, each file kept this
+# many hours for download (venues/poster_builds.py).
+POSTER_BUILDS_PER_OWNER = env_int("POSTER_BUILDS_PER_OWNER", 2)
+POSTER_BUILD_HOURS = env_int("POSTER_BUILD_HOURS", 24)
 # How long an e-mail verification or password reset link stays valid (Django's setting).
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 3 * 24 * 3600)
+# Account e-mails (sign-up verification, password reset) each cost a mail and can flood an
+# inbox: at most this rate to one e-mail address, and from one client address.
+ACCOUNT_MAIL_RATE_ADDRESS = env("ACCOUNT_MAIL_RATE_ADDRESS", "3/hour")
+ACCOUNT_MAIL_RATE_CLIENT = env("ACCOUNT_MAIL_RATE_CLIENT", "10/hour")
 # A locked-out owner gets a page in their language pointing at password reset (HTTP 429).
 AXES_LOCKOUT_TEMPLATE = "registration/lockout.html"
 
@@ -401,6 +442,7 @@ CELERY_BEAT_SCHEDULE["notifications-uploads-sweep"] = {
     "schedule": UPLOAD_SWEEP_INTERVAL,
     "options": {"expires": max(UPLOAD_SWEEP_INTERVAL, 1.0) * 5},
 }
+CELERY_BEAT_SCHEDULE["venues-poster-builds-purge"] = {"task": "venues.poster_builds_purge", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",
     "schedule": 6 * 3600.0,

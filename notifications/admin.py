@@ -25,8 +25,10 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
+from kombu.exceptions import OperationalError as KombuOperationalError
 
 from leavehome.admin import admin_action_each
+from leavehome.digits import AsciiIntegerFormField
 from notifications import cases, tasks
 from notifications.admin_case_uploads import CaseUploadAdminMixin
 from notifications.advice import advice_in_force, advice_offsets_errors, advice_template_publish, advice_text_errors
@@ -46,6 +48,24 @@ from notifications.safety import kill_switch_is_on, kill_switch_state
 IMPORT_MAX_BYTES = 256 * 1024
 
 
+def _queued_safely(queue_later):
+    """``queue_later(case=, actor=)``, with a broker outage told to the official instead of a 500.
+
+    The task is sent on commit, which in the admin is at once; when the broker cannot take it,
+    nothing was queued and the case is as it was, so trying again later is safe.
+    """
+
+    def call(*, case, actor):
+        try:
+            queue_later(case=case, actor=actor)
+        except KombuOperationalError as error:
+            raise ValidationError(
+                _("The task queue is unavailable, so the case was not queued. Try again in a minute.")
+            ) from error
+
+    return call
+
+
 def _zone_label() -> str:
     """``HKT, UTC+08:00``: the deployment's zone, which every time on these pages is in."""
     now = timezone.localtime()
@@ -60,6 +80,7 @@ class CaseVisitForm(forms.ModelForm):
     class Meta:
         model = CaseVisit
         fields = ["venue", "start", "end", "padding_minutes", "public"]
+        field_classes = {"padding_minutes": AsciiIntegerFormField}
         help_texts = {
             "start": format_lazy(_("Local time ({zone})."), zone=zone_label()),
             "end": format_lazy(_("Local time ({zone}); the window is [start, end)."), zone=zone_label()),
@@ -210,7 +231,7 @@ class CaseAdmin(CaseUploadAdminMixin, admin.ModelAdmin):
     def publish(self, request, queryset):
         # A worker builds the exposures (it holds the tracing key); the case shows as
         # published once it has.
-        _each_case(self, request, queryset, tasks.case_publish_later, _queued_message)
+        _each_case(self, request, queryset, _queued_safely(tasks.case_publish_later), _queued_message)
 
     @admin.action(description=_("Withdraw selected cases (their notifications are withdrawn)"), permissions=["publish"])
     def withdraw(self, request, queryset):
@@ -222,9 +243,12 @@ class CaseAdmin(CaseUploadAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         case = get_object_or_404(Case, pk=case_id)
         service, done = {
-            "publish": (tasks.case_publish_later, _queued_message),
+            "publish": (_queued_safely(tasks.case_publish_later), _queued_message),
             "withdraw": (cases.case_withdraw, _withdrawn_message),
-            "approve": (tasks.case_approve_later, lambda n: _("Approved: a worker publishes the case now.")),
+            "approve": (
+                _queued_safely(tasks.case_approve_later),
+                lambda n: _("Approved: a worker publishes the case now."),
+            ),
             "decline": (cases.case_approval_decline, lambda n: _("Sent back to draft; nothing was published.")),
         }[action]
         _each_case(self, request, [case], service, done)

@@ -220,7 +220,11 @@ def case_visits_csv_parse(text: str, *, now=None) -> list[ImportRow]:
     Every row comes back, with its errors (unknown venue, bad time, window not publishable),
     so the official sees the whole preview at once.
     """
-    lines = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    try:
+        lines = list(csv.reader(io.StringIO(text.lstrip("\ufeff"))))
+    except csv.Error as error:
+        # Over the csv module's field limit (131,072 characters) or badly quoted.
+        raise ValidationError(_("The file cannot be read as CSV: a cell is far too long or badly quoted.")) from error
     if lines and [cell.strip().lower() for cell in lines[0][:3]] == list(IMPORT_COLUMNS):
         lines = [None, *lines[1:]]
     rows = []

@@ -8,7 +8,9 @@ Run daily by Celery beat (settings.CELERY_BEAT_SCHEDULE). What it removes, oldes
 * exposure tokens and exposure-feed lines of dates before the cutoff;
 * cases none of whose visits ended within retention (with their case visits and
   notifications), and any notification created before the cutoff;
-* devices not seen since the cutoff, with everything of theirs.
+* devices not seen since the cutoff, with everything of theirs;
+* login records (django-axes: client address and user agent) older than the lockout
+  cool-off (leavehome/logins.py).
 
 Every DELETE is bounded (``CHUNK`` rows per statement, each its own transaction), so the
 purge never holds a long lock or a huge transaction. It is idempotent: a second run finds
@@ -24,6 +26,7 @@ from psycopg import sql
 
 from leavehome.audit import audit_record
 from leavehome.lib.sql import on_postgres, sql_text
+from leavehome.logins import login_records_purge
 from notifications import partitions
 from notifications.feed import exposure_feed_purge
 from notifications.models import (
@@ -108,6 +111,7 @@ def retention_purge(*, today: dt.date | None = None) -> dict:
     removed["devices"] = _ids_delete(
         Device.objects.filter(last_seen_on__lt=cutoff).values_list("id", flat=True), Device, chunk=DEVICE_CHUNK
     )
+    removed["login_records"] = login_records_purge()
     with transaction.atomic():
         audit_record(
             actor=None, action="retention.purge", object_type="retention", object_id=cutoff.isoformat(), **removed

@@ -36,6 +36,14 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_postgres)
 
 
+@pytest.fixture(autouse=True)
+def _empty_cache():
+    """Every test starts with no throttle counters (the cache outlives a test's transaction)."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def on_postgres():
     return connection.vendor == "postgresql"
@@ -147,21 +155,18 @@ def _reset_broker_connections(app):
         del app._local.backend
 
 
-@pytest.fixture
-def live_worker(transactional_db, settings):
-    """Send tasks through a real broker to a real worker process, for this test only.
-
-    The test must use ``@pytest.mark.django_db(transaction=True)`` so that what it writes is
-    committed and visible to the worker, which connects to the same test database. Each use
-    gets its own queue, so concurrent test runs on one Redis never take each other's tasks.
-    """
+@contextlib.contextmanager
+def workers_on(broker_url, settings, **extra_env):
+    """Send this process's tasks through ``broker_url`` on a queue of their own; yields a
+    function that starts a real worker process on that queue (as often as a test needs, e.g.
+    again after killing one). Every worker started is stopped at the end."""
     from leavehome.celery import app
 
     queue = f"test-{uuid.uuid4().hex[:12]}"
     # The app reads Django settings under the CELERY_ namespace, so its keys carry the prefix.
     overrides = {
         "CELERY_TASK_ALWAYS_EAGER": False,
-        "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "CELERY_BROKER_URL": broker_url,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "CELERY_RESULT_BACKEND": TEST_BROKER_URL,
     }
@@ -172,15 +177,66 @@ def live_worker(transactional_db, settings):
     env = {
         **os.environ,
         "DATABASE_URL": database_url_for_subprocess(),
-        "CELERY_BROKER_URL": TEST_BROKER_URL,
+        "CELERY_BROKER_URL": broker_url,
         "CELERY_RESULT_BACKEND": TEST_BROKER_URL,
         "CELERY_TASK_DEFAULT_QUEUE": queue,
         "PYTHONUNBUFFERED": "1",
+        **extra_env,
     }
-    worker = start_worker(queue, env)
+    started = []
+
+    def start():
+        started.append(start_worker(queue, env))
+        return started[-1]
+
     try:
-        yield worker
+        yield start
     finally:
-        worker.stop()
+        for worker in started:
+            worker.stop()
         app.conf.update(saved)
         _reset_broker_connections(app)
+
+
+@pytest.fixture
+def live_worker(transactional_db, settings):
+    """Send tasks through a real broker to a real worker process, for this test only.
+
+    The test must use ``@pytest.mark.django_db(transaction=True)`` so that what it writes is
+    committed and visible to the worker, which connects to the same test database. Each use
+    gets its own queue, so concurrent test runs on one Redis never take each other's tasks.
+    """
+    with workers_on(TEST_BROKER_URL, settings) as start:
+        yield start()
+
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+def page(live_server):
+    """A page of Debian's chromium (through Playwright) for the live server, with a signing key."""
+    # Playwright's sync API runs an event loop in this thread; Django's ORM calls from the test
+    # itself (not from the server thread) would otherwise be refused as "async unsafe".
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    from venues.keys import signing_key_create
+
+    signing_key_create()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        context = browser.new_context(accept_downloads=True, locale="en-GB", viewport={"width": 390, "height": 844})
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+            browser.close()
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)

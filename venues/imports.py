@@ -71,16 +71,22 @@ def _rows(data: bytes):
     except UnicodeDecodeError as error:
         raise ImportInvalid([ImportProblem(0, "", _("The file is not UTF-8 text; save it as “CSV UTF-8”."))]) from error
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = [name.strip().lower() for name in reader.fieldnames or []]
-    missing = REQUIRED_COLUMNS - set(header)
-    unknown = set(header) - set(COLUMNS)
-    problems = [ImportProblem(1, column, _("This column is missing.")) for column in sorted(missing)]
-    problems += [ImportProblem(1, column, _("Unknown column.")) for column in sorted(unknown)]
-    if problems:
-        raise ImportInvalid(problems)
-    reader.fieldnames = header
-    for row in reader:
-        yield reader.line_num, {key: (value or "").strip() for key, value in row.items() if key in COLUMNS}
+    try:
+        header = [name.strip().lower() for name in reader.fieldnames or []]
+        missing = REQUIRED_COLUMNS - set(header)
+        unknown = set(header) - set(COLUMNS)
+        problems = [ImportProblem(1, column, _("This column is missing.")) for column in sorted(missing)]
+        problems += [ImportProblem(1, column, _("Unknown column.")) for column in sorted(unknown)]
+        if problems:
+            raise ImportInvalid(problems)
+        reader.fieldnames = header
+        for row in reader:
+            yield reader.line_num, {key: (value or "").strip() for key, value in row.items() if key in COLUMNS}
+    except csv.Error as error:
+        # The csv module refuses cells over its field limit (131,072 characters) and
+        # malformed quoting; both are the file's fault, not a server error.
+        message = _("This row cannot be read as CSV: a cell is far too long or badly quoted.")
+        raise ImportInvalid([ImportProblem(reader.line_num, "", message)]) from error
 
 
 def venues_validate(*, owner, data: bytes) -> list:

@@ -144,3 +144,32 @@ class VenueCode(models.Model):
 
     def __str__(self):
         return f"{self.venue_id} v{self.version}"
+
+
+class PosterBuild(models.Model):
+    """A ZIP of posters being built by a worker for an owner, then kept for a while to download.
+
+    Building thousands of posters takes minutes, so no web thread does it: the owner starts a
+    build, watches its progress, and downloads the file when it is ready (venues/poster_builds.py).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Waiting for a worker")
+        BUILDING = "building", _("Building")
+        READY = "ready", _("Ready")
+        FAILED = "failed", _("Failed")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="poster_builds")
+    # None: every active venue of the owner; otherwise those of one CSV import.
+    venue_import = models.ForeignKey(VenueImport, on_delete=models.CASCADE, null=True, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    file = models.FileField(upload_to="posters/", blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["owner", "status"])]

@@ -4,6 +4,7 @@ Every venue is looked up through ``venue_of_owner_or_404``, so another owner's v
 404, the same as one that does not exist.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -14,14 +15,15 @@ from django.utils.http import content_disposition_header
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
+from leavehome.digits import is_ascii_digits
 from leavehome.errors import ServiceError
-from venues import selectors, services
+from venues import poster_builds, selectors, services, tasks
 from venues.codes import code_qr_text
 from venues.exports import venues_csv_stream
 from venues.forms import VenueForm, VenueImportForm
 from venues.imports import ImportInvalid, sample_csv, venues_import
 from venues.models import Venue
-from venues.posters import code_poster_pdf, poster_file_name, posters_zip_stream
+from venues.posters import code_poster_pdf, poster_file_name
 from venues.rendering import qr_png, qr_svg
 
 VENUES_PER_PAGE = 50
@@ -40,7 +42,9 @@ def _download(content, *, content_type, file_name, streaming=False):
 @login_required
 def venue_list(request):
     # A chain may have thousands of branches: one page at a time.
-    page = Paginator(selectors.venues_of_owner(request.user), VENUES_PER_PAGE).get_page(request.GET.get("page"))
+    number = request.GET.get("page", "")
+    paginator = Paginator(selectors.venues_of_owner(request.user), VENUES_PER_PAGE)
+    page = paginator.get_page(number if is_ascii_digits(number) else 1)
     return render(request, "venues/list.html", {"page": page, "imports": request.user.venue_imports.all()[:5]})
 
 
@@ -152,23 +156,30 @@ def venue_import_detail(request, import_id):
 
 
 @login_required
-def venue_import_posters(request, import_id):
-    batch = selectors.venue_import_of_owner_or_404(owner=request.user, import_id=import_id)
-    codes = selectors.codes_current(batch.venues.filter(status=Venue.Status.ACTIVE))
-    return _download(
-        posters_zip_stream(codes), content_type="application/zip", file_name=f"posters-{batch.pk}.zip", streaming=True
-    )
+@require_POST
+def poster_build_start(request, import_id=None):
+    batch = selectors.venue_import_of_owner_or_404(owner=request.user, import_id=import_id) if import_id else None
+    try:
+        build = tasks.poster_build_queue(owner=request.user, venue_import=batch)
+    except poster_builds.PosterBuildsBusy:
+        return render(request, "venues/poster_build_busy.html", {"limit": settings.POSTER_BUILDS_PER_OWNER}, status=429)
+    return redirect("venues:poster-build", build_id=build.pk)
 
 
 @login_required
-def venue_posters_all(request):
-    venues = selectors.venues_of_owner(request.user).filter(status=Venue.Status.ACTIVE)
-    return _download(
-        posters_zip_stream(selectors.codes_current(venues)),
-        content_type="application/zip",
-        file_name="posters.zip",
-        streaming=True,
-    )
+def poster_build_detail(request, build_id):
+    build = poster_builds.poster_build_of_owner_or_404(owner=request.user, build_id=build_id)
+    context = {"build": build, "downloadable": poster_builds.poster_build_downloadable(build)}
+    return render(request, "venues/poster_build.html", context)
+
+
+@login_required
+def poster_build_download(request, build_id):
+    build = poster_builds.poster_build_of_owner_or_404(owner=request.user, build_id=build_id)
+    if not poster_builds.poster_build_downloadable(build):
+        return render(request, "venues/poster_build.html", {"build": build, "downloadable": False}, status=410)
+    name = f"posters-{build.venue_import_id}.zip" if build.venue_import_id else "posters.zip"
+    return _download(build.file.open("rb"), content_type="application/zip", file_name=name, streaming=True)
 
 
 @login_required

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from leavehome.digits import AsciiDateTimeField, AsciiIntegerField
 from leavehome.lib.b64u import b64u_decode, b64u_encode
 from notifications.advice import advice_render, advice_test_dates, case_advice
 from notifications.exposures import case_visit_window
@@ -23,7 +24,8 @@ from notifications.tokens import TOKEN_BYTES
 
 # 16 bytes in b64u: 22 characters, the last of which carries 2 bits and 4 zero bits.
 TOKEN_PATTERN = r"^[A-Za-z0-9_-]{21}[AQgw]$"  # noqa: S105 (a regex, not a secret)
-_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")  # used with fullmatch: no trailing newline slips by
+# [0-9], not \d: \d would take Arabic-Indic and full-width digits (leavehome/digits.py).
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # used with fullmatch: no trailing newline slips by
 # Bad tokens named per list: enough to fix an app, bounded so a garbage upload of thousands
 # of tokens does not get an answer as large as itself.
 MAX_TOKEN_ERRORS = 20
@@ -297,7 +299,7 @@ class NotificationListSerializer(serializers.Serializer):
 
 
 class NotificationQuerySerializer(serializers.Serializer):
-    since = serializers.DateTimeField(
+    since = AsciiDateTimeField(
         required=False, help_text="The cursor of a previous answer; without it, every notification."
     )
 
@@ -321,7 +323,7 @@ class ExposurePageSerializer(serializers.Serializer):
 
 
 class ExposureQuerySerializer(serializers.Serializer):
-    page = serializers.IntegerField(min_value=0, max_value=2**53, required=False)
+    page = AsciiIntegerField(min_value=0, max_value=2**53, required=False)
 
 
 class ErrorBodySerializer(serializers.Serializer):

@@ -4,11 +4,15 @@ The visit upload counts the same scopes' rates with leavehome/ratelimit.py, in o
 round trip (notifications/api/uploads.py).
 
 Counters live in the shared cache, never beside visit tokens, and expire with their window:
-the IP address is used to slow abuse, not recorded with anything a phone uploads.
+the IP address is used to slow abuse, not recorded with anything a phone uploads. With the
+cache unreachable they let requests through, as leavehome/ratelimit.py does.
 """
 
+from redis.exceptions import RedisError
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
+
+from leavehome.ratelimit import rate_limits_unenforced
 
 
 class _ScopeThrottle(SimpleRateThrottle):
@@ -22,6 +26,13 @@ class _ScopeThrottle(SimpleRateThrottle):
 
     def get_rate(self):
         return api_settings.DEFAULT_THROTTLE_RATES[self.scope]
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except RedisError as error:
+            rate_limits_unenforced(error)
+            return True
 
     def get_cache_key(self, request, view):
         if self.by_device:

@@ -32,6 +32,7 @@ from django.conf import settings
 from py_vapid import Vapid02
 from pywebpush import WebPusher
 
+from leavehome.digits import is_ascii_digits
 from notifications.push.channels import webpush_endpoint_problem
 
 logger = logging.getLogger(__name__)
@@ -62,9 +63,9 @@ def retry_after_seconds(response) -> float | None:
     value = response.headers.get("retry-after")
     if not value:
         return None
-    try:
+    if is_ascii_digits(value):  # delta-seconds is 1*DIGIT (RFC 9110); float() took "nan" and "١٢٠"
         seconds = float(value)
-    except ValueError:
+    else:
         try:
             seconds = email.utils.parsedate_to_datetime(value).timestamp() - time.time()
         except (TypeError, ValueError):

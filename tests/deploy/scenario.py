@@ -68,8 +68,11 @@ def publish_through_the_admin(base_url: str, outbreak: Outbreak, *, headers: dic
     import httpx
 
     from leavehome.staff import staff_user_create
+    from tests.notifications.official_fixtures import health_officials_group_create
 
     password = "official-password-for-the-test-1"
+    # An earlier transactional test may have flushed the group its migration made.
+    health_officials_group_create()
     staff_user_create(
         username="official", email="official@health.example", group_name="Health officials", password=password
     )

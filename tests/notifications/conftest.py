@@ -13,4 +13,5 @@ from tests.notifications.push_fixtures import (  # noqa: F401 (fixtures, found b
     push_settings,
     vapid_key,
     webpush_receiver,
+    worker_push_env,
 )

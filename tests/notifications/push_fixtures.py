@@ -44,6 +44,16 @@ def push_settings(settings, vapid_key):
 
 
 @pytest.fixture
+def worker_push_env(fcm_peer, push_settings, monkeypatch):
+    """The worker process reads its settings from the environment: point it at the FCM peer."""
+    for name in ("PUSH_FCM_CREDENTIALS_FILE", "PUSH_FCM_API_URL"):
+        monkeypatch.setenv(name, getattr(push_settings, name))
+    monkeypatch.setenv("PUSH_RETRY_BASE_SECONDS", "0.5")
+    monkeypatch.setenv("PUSH_RETRY_MAX_SECONDS", "1")
+    return fcm_peer
+
+
+@pytest.fixture
 def webpush_receiver(push_settings, vapid_key):
     receiver = WebPushReceiver(
         vapid_public_key=vapid_key.public_key().public_bytes(

@@ -48,6 +48,32 @@ def test_a_health_official_publishes_and_withdraws_a_case(official_client, draft
     assert draft.status == Case.Status.WITHDRAWN
 
 
+@pytest.fixture
+def broker_down(settings):
+    """Tasks go to a broker nobody listens on (port 1), as during a broker outage."""
+    from leavehome.celery import app
+    from tests.conftest import _reset_broker_connections
+
+    saved = {key: app.conf.get(key) for key in ("CELERY_TASK_ALWAYS_EAGER", "CELERY_BROKER_URL")}
+    app.conf.update({"CELERY_TASK_ALWAYS_EAGER": False, "CELERY_BROKER_URL": "redis://127.0.0.1:1/0"})
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    _reset_broker_connections(app)
+    yield
+    app.conf.update(saved)
+    _reset_broker_connections(app)
+
+
+# Committed at once, as in production, so the task is sent (and fails) inside the request.
+@pytest.mark.django_db(transaction=True)
+def test_publishing_with_the_broker_down_says_so_and_leaves_the_case_a_draft(official_client, draft, broker_down):
+    answer = _action(official_client, "publish", draft)
+    assert answer.status_code == 302
+    page = official_client.get(answer["Location"]).content.decode()
+    assert "task queue is unavailable" in page
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.DRAFT
+
+
 def test_staff_without_the_permission_cannot_see_or_publish_cases(client, draft):
     client.force_login(staff_make("someone-else"))
     assert client.get(reverse("admin:notifications_case_changelist")).status_code == 403
@@ -140,6 +166,16 @@ def test_csv_import_previews_then_commits_all_rows(official_client, draft, venue
     assert draft.visits.count() == 3
 
 
+def test_a_csv_cell_over_the_field_limit_is_an_error_message(official_client, draft, venue):
+    url = reverse("admin:notifications_case_import_visits", args=[draft.pk])
+    day = (timezone.localdate() - dt.timedelta(days=2)).isoformat()
+    before = draft.visits.count()
+    answer = official_client.post(url, {"csv_text": f"{venue.pk},{day} 18:00,{'9' * 200_000}\n", "confirm": "1"})
+    assert answer.status_code == 200
+    assert b"cannot be read as CSV" in answer.content
+    assert draft.visits.count() == before
+
+
 def test_the_dashboard_shows_the_figures(official_client, draft, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         _action(official_client, "publish", draft)
@@ -180,8 +216,10 @@ def test_with_otp_required_the_admin_login_asks_for_a_one_time_password():
     # urls.py decides at import time, so this runs in a fresh process with the setting on.
     script = (
         "from django.test import Client; from django.contrib import admin; from django_otp.admin import OTPAdminSite;"
+        "from leavehome.admin import StaffLoginForm;"
         "page = Client().get('/admin/login/');"
-        "print(isinstance(admin.site._wrapped, OTPAdminSite), b'name=\"otp_token\"' in page.content)"
+        "print(isinstance(admin.site._wrapped, OTPAdminSite), b'name=\"otp_token\"' in page.content,"
+        " issubclass(admin.site.login_form, StaffLoginForm))"
     )
     env = {**os.environ, "OTP_ADMIN_REQUIRED": "1", "DJANGO_SETTINGS_MODULE": "leavehome.settings"}
     env.pop("DATABASE_URL", None)  # the login page needs no database
@@ -194,4 +232,23 @@ def test_with_otp_required_the_admin_login_asks_for_a_one_time_password():
         timeout=120,
         check=True,
     )
-    assert done.stdout.strip().splitlines()[-1] == "True True"
+    assert done.stdout.strip().splitlines()[-1] == "True True True"
+
+
+def test_the_two_factor_login_never_puts_the_typed_password_in_the_page(rf, db):
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from leavehome.admin import LeaveHomeOTPAdminSite
+
+    staff = staff_make("official", group="Health officials")
+    staff.set_password("typed-secret-password-77")
+    staff.save()
+    TOTPDevice.objects.create(user=staff, name="phone", confirmed=True)
+    request = rf.post("/admin/login/")
+    for token in ("", "000000"):  # the code not yet typed, then a wrong one
+        form = LeaveHomeOTPAdminSite.login_form(
+            request, data={"username": "official", "password": "typed-secret-password-77", "otp_token": token}
+        )
+        assert not form.is_valid()
+        assert form.get_user() is not None  # the password was right: the form waits for the code
+        assert "typed-secret-password-77" not in form.as_p()

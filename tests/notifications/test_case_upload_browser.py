@@ -19,7 +19,6 @@ from notifications.models import Case, CaseVisit
 from tests import phone
 from tests.notifications.test_matching import oracle
 from tests.phone.server import venue_make, venue_qr_text
-from tests.venues.test_browser import page  # noqa: F401 (the fixture, found by name)
 from venues.services import venue_code_regenerate
 
 ZONE = ZoneInfo(settings.TIME_ZONE)
@@ -41,7 +40,7 @@ def _at(day: dt.date, hour: int, minute: int = 0) -> int:
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_an_uploaded_history_is_reviewed_published_and_notified(page, live_server, settings, request):  # noqa: F811
+def test_an_uploaded_history_is_reviewed_published_and_notified(page, live_server, settings, request):
     settings.SITE_URL = live_server.url
     official = get_user_model().objects.create_user(username="tracer", password=PASSWORD, is_staff=True)
     official.groups.add(_officials_group())

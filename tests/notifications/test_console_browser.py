@@ -17,6 +17,7 @@ from django.utils import timezone
 from notifications.models import Case, CaseVisit, Notification
 from notifications.safety import kill_switch_is_on
 from notifications.tasks import case_publish_and_match
+from tests.conftest import CHROMIUM_ARGS
 from tests.notifications.official_fixtures import (
     devices_at_venue,
     draft_make,
@@ -24,7 +25,6 @@ from tests.notifications.official_fixtures import (
     venue_with_old_code,
     yesterday_at,
 )
-from tests.venues.test_browser import CHROMIUM_ARGS
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 DESKTOP = {"width": 1280, "height": 900}

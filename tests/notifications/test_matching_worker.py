@@ -39,9 +39,9 @@ ZONE = ZoneInfo(settings.TIME_ZONE)
 WAIT_SECONDS = 60
 
 
-def _wait_for(condition, what):
-    """Poll until ``condition()`` holds (the worker is another process); fail after a minute."""
-    deadline = time.monotonic() + WAIT_SECONDS
+def _wait_for(condition, what, seconds=WAIT_SECONDS):
+    """Poll until ``condition()`` holds (the worker is another process); fail after ``seconds``."""
+    deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return

@@ -14,16 +14,6 @@ from tests.notifications.push_peers import FcmPeer
 pytestmark = [pytest.mark.broker, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def worker_push_env(fcm_peer, push_settings, monkeypatch):
-    """The worker process reads its settings from the environment: point it at the FCM peer."""
-    for name in ("PUSH_FCM_CREDENTIALS_FILE", "PUSH_FCM_API_URL"):
-        monkeypatch.setenv(name, getattr(push_settings, name))
-    monkeypatch.setenv("PUSH_RETRY_BASE_SECONDS", "0.5")
-    monkeypatch.setenv("PUSH_RETRY_MAX_SECONDS", "1")
-    return fcm_peer
-
-
 def wait_for(condition, timeout=30):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

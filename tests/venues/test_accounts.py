@@ -9,6 +9,8 @@ from django.core import mail
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "tea-house-on-nathan-road-7"
+# The defaults of ACCOUNT_MAIL_RATE_ADDRESS and ACCOUNT_MAIL_RATE_CLIENT.
+ADDRESS_LIMIT, CLIENT_LIMIT = 3, 10
 
 
 def _link(message) -> str:
@@ -116,6 +118,55 @@ def test_owner_changes_their_details(client, owner):
     client.post("/accounts/details/", {"full_name": "Mr Wong"})
     owner.refresh_from_db()
     assert owner.first_name == "Mr Wong"
+
+
+def test_password_reset_mails_to_one_address_are_limited_from_any_client(client, owner, settings):
+    answers = [
+        client.post("/accounts/password/reset/", {"email": owner.email}, REMOTE_ADDR=f"10.0.0.{n}") for n in range(15)
+    ]
+    assert len(mail.outbox) == ADDRESS_LIMIT
+    assert [answer.status_code for answer in answers[: len(mail.outbox)]] == [302] * len(mail.outbox)
+    assert answers[-1].status_code == 429
+    assert "try again in an hour" in answers[-1].content.decode()
+
+
+def test_password_resets_from_one_client_are_limited_across_addresses(client, settings):
+    limit = CLIENT_LIMIT
+    for n in range(limit + 2):
+        get_user_model().objects.create_user(username=f"o{n}@example.com", email=f"o{n}@example.com", password="x")
+    answers = [client.post("/accounts/password/reset/", {"email": f"o{n}@example.com"}) for n in range(limit + 2)]
+    assert len(mail.outbox) == limit
+    assert answers[-1].status_code == 429
+    # Another client is not held back by this one.
+    assert (
+        client.post("/accounts/password/reset/", {"email": "o0@example.com"}, REMOTE_ADDR="10.9.9.9").status_code == 302
+    )
+
+
+def test_a_throttled_reset_looks_the_same_for_an_address_without_an_account(client, owner, settings):
+    for email in (owner.email, "nobody@example.com"):
+        for _ in range(ADDRESS_LIMIT):
+            client.post("/accounts/password/reset/", {"email": email})
+        assert client.post("/accounts/password/reset/", {"email": email}).status_code == 429
+
+
+def test_sign_up_mails_to_one_address_are_limited(client, django_capture_on_commit_callbacks, settings):
+    answers = []
+    for n in range(8):
+        with django_capture_on_commit_callbacks(execute=True):
+            answers.append(_sign_up(client.__class__(REMOTE_ADDR=f"10.0.1.{n}"), email="flood@example.com"))
+    assert len(mail.outbox) == ADDRESS_LIMIT
+    assert answers[-1].status_code == 429
+
+
+def test_sign_ups_from_one_client_are_limited_across_addresses(client, django_capture_on_commit_callbacks, settings):
+    limit = CLIENT_LIMIT
+    for n in range(limit + 1):
+        with django_capture_on_commit_callbacks(execute=True):
+            answer = _sign_up(client, email=f"new{n}@example.com")
+    assert len(mail.outbox) == limit
+    assert answer.status_code == 429
+    assert not get_user_model().objects.filter(username=f"new{limit}@example.com").exists()
 
 
 def test_mailed_links_start_with_site_url_whatever_the_host(

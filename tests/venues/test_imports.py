@@ -91,13 +91,18 @@ def test_an_oversized_file_is_refused_before_parsing(owner_client, signing_key):
 
 
 @pytest.mark.slow
-def test_500_branches_are_created_and_yield_a_zip_of_500_posters(owner_client, signing_key):
+def test_500_branches_are_created_and_yield_a_zip_of_500_posters(
+    owner_client, signing_key, settings, tmp_path, django_capture_on_commit_callbacks
+):
+    settings.MEDIA_ROOT = tmp_path
     rows = [f"Lucky Noodle {n},好運麵家{n}號店,{n} Nathan Road,彌敦道{n}號,Yau Tsim Mong,catering" for n in range(500)]
     response = _upload(owner_client, _csv(rows))
     assert response.status_code == 302
     assert Venue.objects.count() == 500 and VenueCode.objects.count() == 500
 
-    zip_response = owner_client.get(response["Location"] + "posters.zip")
+    with django_capture_on_commit_callbacks(execute=True):  # the build runs here (no broker)
+        build_page = owner_client.post(response["Location"] + "posters/")["Location"]
+    zip_response = owner_client.get(build_page + "posters.zip")
     assert zip_response.streaming and zip_response["Content-Type"] == "application/zip"
     archive = zipfile.ZipFile(io.BytesIO(b"".join(zip_response.streaming_content)))
     names = archive.namelist()
@@ -107,3 +112,11 @@ def test_500_branches_are_created_and_yield_a_zip_of_500_posters(owner_client, s
     code = VenueCode.objects.select_related("venue", "signing_key").get(venue__name_en="Lucky Noodle 123")
     (name,) = [name for name in names if name.startswith("Lucky-Noodle-123-")]
     assert qr_texts_in_pdf(archive.read(name)) == [code_qr_text(code)]
+
+
+def test_a_cell_over_the_csv_field_limit_is_a_problem_not_a_server_error(owner_client, signing_key):
+    huge = "x" * 200_000
+    response = _upload(owner_client, _csv([f"Tea,茶樓,{huge},,,catering"]))
+    assert response.status_code == 400
+    assert "cannot be read as CSV" in response.content.decode()
+    assert not Venue.objects.exists()
