@@ -279,13 +279,13 @@ def uploads_resend_missing(base_url: str, requests: Path) -> tuple[int, int]:
 
 
 class BacklogWatch:
-    """When the upload backlog was last seen non-empty; sampled at most every INTERVAL s."""
+    """The upload backlog sampled at most every INTERVAL s: when was it first seen empty after a time."""
 
     INTERVAL = 0.25
 
     def __init__(self, stack):
         self.stack = stack
-        self.last_busy = time.perf_counter()
+        self.samples: list[tuple[float, bool]] = []
         self.sampled = 0.0
 
     def __call__(self) -> None:
@@ -294,8 +294,11 @@ class BacklogWatch:
 
     def seen(self, backlog: dict) -> None:
         self.sampled = time.perf_counter()
-        if any(backlog.values()):
-            self.last_busy = self.sampled
+        self.samples.append((self.sampled, any(backlog.values())))
+
+    def first_empty_after(self, moment: float) -> float:
+        """The first sample at or after ``moment`` that found nothing waiting (the drain ends on one)."""
+        return next((at for at, busy in self.samples if at >= moment and not busy), self.sampled)
 
 
 def wrk_get(port: int, path: str, *, connections: int, seconds: float) -> dict:
@@ -544,10 +547,12 @@ def run(options: Options) -> Report:
         saturated = wrk_uploads(stack.port, directory / "uploads.tsv", connections=sizes["connections"], on_tick=busy)
         probes.stop_uploads()
         drained = load.drain_wait(stack, timeout=DRAIN_TIMEOUT_SECONDS, on_sample=busy.seen)
-        # Caught up: the last upload answered and the backlog seen empty after it. The
-        # uploads wrk lost are re-sent afterwards, as a phone retries, outside the clock and
-        # the CPU meter: the figures count the uploads answered 202 within the clock.
-        caught_up = max(saturated["answered_at"], busy.last_busy + BacklogWatch.INTERVAL)
+        # Caught up: the first time the backlog was seen empty after the last upload was
+        # answered (B3's probe phones go on uploading while wrk waits for answers it lost, so
+        # a later busy sample is theirs, not the measured load's). The uploads wrk lost are
+        # re-sent afterwards, as a phone retries, outside the clock and the CPU meter: the
+        # figures count the uploads answered 202 within the clock.
+        caught_up = busy.first_empty_after(saturated["answered_at"])
         used = cpu.stop()
         resent, _resent_tokens = uploads_resend_missing(stack.base_url, directory / "uploads.tsv")
         check(load.drain_wait(stack, timeout=DRAIN_TIMEOUT_SECONDS), "the re-sent uploads' matching drained")
