@@ -70,6 +70,8 @@ MIDDLEWARE = [
     "leavehome.middleware.private_pages_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A login form refused out of turn answers 429 (leavehome/login_slowdown.py).
+    "leavehome.login_slowdown.login_slowdown_middleware",
     # Last, as django-axes asks: it turns a lockout raised during login into a response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -148,6 +150,11 @@ AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "leavehome.clients.request_client_address"
+# Past this many failures of one username from all addresses together, its passwords are
+# checked only in turn: once per interval (seconds) for the addresses that failed, once per
+# interval for each other address (leavehome/login_slowdown.py).
+LOGIN_SLOWDOWN_RATE = env("LOGIN_SLOWDOWN_RATE", "20/hour")
+LOGIN_SLOWDOWN_INTERVAL = env_int("LOGIN_SLOWDOWN_INTERVAL", 10)
 # Privacy: successful logins leave no record; failures are deleted by the retention purge
 # once past the cool-off (leavehome/logins.py).
 AXES_DISABLE_ACCESS_LOG = True
