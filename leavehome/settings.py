@@ -58,6 +58,8 @@ MIDDLEWARE = [
     # First: the request id and the request's log line cover even a redirect or a 400.
     "leavehome.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The phone's upload skips everything below (LEAN_ROUTES): it needs none of it.
+    "leavehome.middleware.LeanRoutesMiddleware",
     "csp.middleware.CSPMiddleware",
     "leavehome.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -75,6 +77,10 @@ MIDDLEWARE = [
     # Last, as django-axes asks: it turns a lockout raised during login into a response.
     "axes.middleware.AxesMiddleware",
 ]
+
+# URL names served by LeanRoutesMiddleware, past the page middleware: requests that need no
+# session, language, CSRF, login or messages and arrive too often to pay for them.
+LEAN_ROUTES = ["api:visits"]
 
 ROOT_URLCONF = "leavehome.urls"
 WSGI_APPLICATION = "leavehome.wsgi.application"
@@ -114,6 +120,12 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # matching statements are index probes of a few milliseconds; compiling one took 300-450
     # ms (EXPLAIN ANALYZE at an 80M-token partition, docs/benchmarks.md B2).
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    # Server-side prepared statements, for the statements run through
+    # leavehome.lib.sql.sql_run_prepared only (the upload's ingest): Django's own queries bind
+    # on the client and are never prepared. Off for a PgBouncer in transaction mode older
+    # than 1.21 or without max_prepared_statements.
+    prepared = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5 if prepared else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (throttles, login lockouts); must be shared by every web process in production --
