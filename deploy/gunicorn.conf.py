@@ -4,8 +4,11 @@ Every value can be overridden from the environment (GUNICORN_*), so the same fil
 laptop, a container and a large host.
 """
 
+import logging
 import multiprocessing
 import os
+
+from gunicorn.glogging import Logger
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # The API is short requests waiting on PostgreSQL: a few processes with threads each use the
@@ -32,6 +35,22 @@ limit_request_fields = 50
 # middleware.py), so gunicorn's access log is off unless GUNICORN_ACCESSLOG names a file or
 # "-". Privacy (docs/privacy.md): no client address is logged beside a request; nginx drops it too.
 accesslog = os.environ.get("GUNICORN_ACCESSLOG") or None
+
+
+class AccessLogWhenEnabled(Logger):
+    """gunicorn's logger, without the access line built for nothing.
+
+    With a logging configuration (below) gunicorn formats every request's access line (some
+    twenty fields, a strftime) and hands it to a logger that drops it when the access log is
+    off; on the upload path that was a few per cent of the request's CPU.
+    """
+
+    def access(self, resp, req, environ, request_time):
+        if self.access_log.isEnabledFor(logging.INFO):
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = AccessLogWhenEnabled
 access_log_format = '"%(r)s" %(s)s %(b)s %(M)sms %({x-request-id}i)s'
 errorlog = "-"
 loglevel = os.environ.get("GUNICORN_LOGLEVEL", "info")

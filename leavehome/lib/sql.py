@@ -15,7 +15,7 @@ connection.
 """
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import psycopg
 from django.db import connection
@@ -47,7 +47,7 @@ def sql_run(query: sql.Composable, params: Sequence = ()) -> list[tuple]:
         return cursor.fetchall() if cursor.description else []
 
 
-def sql_run_prepared(query: sql.Composable | str, params: Sequence) -> list[tuple]:
+def sql_run_prepared(query: sql.Composable | str, params: Sequence | Mapping) -> list[tuple]:
     """Execute a composed statement as a server-side prepared statement (PostgreSQL only); returns its rows.
 
     The same connection as Django's cursors, so it joins the caller's transaction; database
