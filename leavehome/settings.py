@@ -461,6 +461,18 @@ CELERY_BEAT_SCHEDULE["notifications-uploads-sweep"] = {
     "schedule": UPLOAD_SWEEP_INTERVAL,
     "options": {"expires": max(UPLOAD_SWEEP_INTERVAL, 1.0) * 5},
 }
+# The publication sweep (notifications/tasks.py, ``publications_sweep``): each publication
+# queues one sweep per chunk on its commit, so beat's tick every PUBLICATION_SWEEP_INTERVAL
+# seconds only finds what a broker outage kept from being queued: chunks of the publication
+# backlog, and cases officials asked to publish more than PUBLISH_REQUEST_GRACE_SECONDS ago
+# that no worker published (the grace leaves a request to its own task first).
+PUBLICATION_SWEEP_INTERVAL = float(env("PUBLICATION_SWEEP_INTERVAL", "5.0"))
+PUBLISH_REQUEST_GRACE_SECONDS = float(env("PUBLISH_REQUEST_GRACE_SECONDS", "10"))
+CELERY_BEAT_SCHEDULE["notifications-publications-sweep"] = {
+    "task": "notifications.publications_sweep",
+    "schedule": PUBLICATION_SWEEP_INTERVAL,
+    "options": {"expires": max(PUBLICATION_SWEEP_INTERVAL, 1.0) * 5},
+}
 CELERY_BEAT_SCHEDULE["venues-poster-builds-purge"] = {"task": "venues.poster_builds_purge", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",
@@ -493,10 +505,13 @@ METRICS_QUEUES = env_list("METRICS_QUEUES", [CELERY_TASK_DEFAULT_QUEUE])
 # Beat sends a heartbeat this often (and once as it starts); a worker records it. /healthz
 # answers 503 when the last one is older than HEALTHZ_BEAT_MAX_AGE_SECONDS (0: not checked,
 # for a web tier whose load balancer must not care), or when the oldest upload waiting to be
-# matched is older than HEALTHZ_BACKLOG_MAX_AGE_SECONDS (0: not checked).
+# matched is older than HEALTHZ_BACKLOG_MAX_AGE_SECONDS (0: not checked), or the oldest
+# publication chunk or request waiting for a worker older than
+# HEALTHZ_PUBLICATION_BACKLOG_MAX_AGE_SECONDS (0: not checked).
 HEARTBEAT_SECONDS = float(env("HEARTBEAT_SECONDS", "60"))
 HEALTHZ_BEAT_MAX_AGE_SECONDS = env_int("HEALTHZ_BEAT_MAX_AGE_SECONDS", 300)
 HEALTHZ_BACKLOG_MAX_AGE_SECONDS = env_int("HEALTHZ_BACKLOG_MAX_AGE_SECONDS", 900)
+HEALTHZ_PUBLICATION_BACKLOG_MAX_AGE_SECONDS = env_int("HEALTHZ_PUBLICATION_BACKLOG_MAX_AGE_SECONDS", 300)
 CELERY_BEAT_SCHEDULE["leavehome-heartbeat"] = {"task": "leavehome.heartbeat", "schedule": HEARTBEAT_SECONDS}
 
 # --- Error tracking (leavehome/sentry.py; docs/operations.md, Errors) ----------------------
