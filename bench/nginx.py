@@ -108,8 +108,21 @@ class Nginx:
         return self.server.pid
 
     def stop(self) -> None:
+        """Stop nginx; its error logs are kept beside the other servers' logs, the rest removed."""
         self.server.stop()
+        kept = Path(os.environ.get("BENCH_LOG_DIR", tempfile.gettempdir())) / "lh-bench-logs"
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in ("error.log", "site-error.log"):
+            if (self.directory / name).exists():
+                shutil.copy(self.directory / name, kept / f"nginx-{self.directory.name}-{name}")
         shutil.rmtree(self.directory, ignore_errors=True)
+
+    def error_lines(self, count: int = 5) -> list[str]:
+        """The last lines of the site's error log (upstream failures behind a 502/503/504)."""
+        try:
+            return (self.directory / "site-error.log").read_text(errors="replace").splitlines()[-count:]
+        except OSError:
+            return []
 
 
 def nginx_start(web_port: int) -> Nginx:
