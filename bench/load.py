@@ -53,13 +53,14 @@ class DeployedStack:
             server.sample_rss()
 
     def backlog(self) -> dict[str, int]:
-        """What is not matched yet: dates waiting in the upload backlog table, and matching tasks
-        queued or taken but not acknowledged on the broker (its list and its ``unacked`` hash).
-        The sweep ticks beat sends every second are not counted: they are the machinery, not work."""
+        """What is not matched yet: dates waiting in the upload backlog table, chunks in the
+        publication backlog table (each deleted with its notifications and its run record), and
+        matching tasks queued or taken but not acknowledged on the broker (its list and its
+        ``unacked`` hash). The sweeps' tasks are not counted: they are the machinery, not work."""
         import redis
         from django.db import connection
 
-        from notifications.models import UploadBacklog
+        from notifications.models import PublicationBacklog, UploadBacklog
 
         client = redis.Redis.from_url(self.broker_url)
         try:
@@ -70,7 +71,14 @@ class DeployedStack:
         with connection.cursor() as cursor:
             cursor.execute(f'SELECT count(*) FROM "{UploadBacklog._meta.db_table}"')
             (dates,) = cursor.fetchone()
-        return {"upload backlog rows (dates)": dates, "matching tasks queued": queued, "matching tasks taken": taken}
+            cursor.execute(f'SELECT count(*) FROM "{PublicationBacklog._meta.db_table}"')
+            (chunks,) = cursor.fetchone()
+        return {
+            "upload backlog rows (dates)": dates,
+            "publication backlog rows (chunks)": chunks,
+            "matching tasks queued": queued,
+            "matching tasks taken": taken,
+        }
 
     def drained(self) -> bool:
         return not any(self.backlog().values())

@@ -1,8 +1,10 @@
 from django.contrib import admin, messages
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.core.exceptions import ValidationError
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from leavehome.login_slowdown import LoginSlowdownFormMixin
 from leavehome.models import AuditEntry
 
 
@@ -25,8 +27,13 @@ def admin_action_each(modeladmin, request, queryset, act, done_message) -> int:
     return done
 
 
-class StaffLoginForm(OTPAdminAuthenticationForm):
-    """The two-factor admin login, minus django-otp's habit of re-rendering the password.
+class StaffPasswordLoginForm(LoginSlowdownFormMixin, AdminAuthenticationForm):
+    """The admin login without a second factor (OTP_ADMIN_REQUIRED off), in turn when slowed."""
+
+
+class StaffLoginForm(LoginSlowdownFormMixin, OTPAdminAuthenticationForm):
+    """The two-factor admin login, in turn when slowed (leavehome/login_slowdown.py), minus
+    django-otp's habit of re-rendering the password.
 
     When the password is right but the one-time code is missing or wrong, django-otp turns on
     the password widget's ``render_value`` so the form comes back filled in: the password then

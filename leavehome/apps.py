@@ -12,7 +12,10 @@ class LeaveHomeConfig(AppConfig):
     def ready(self):
         from django.conf import settings
 
-        from leavehome import checks  # noqa: F401 (registers the deployment checks)
+        from leavehome import (
+            checks,  # noqa: F401 (registers the deployment checks)
+            login_slowdown,  # noqa: F401 (counts failed logins)
+        )
 
         if settings.INSECURE_PLAIN_HTTP and not settings.DEBUG:
             logging.getLogger("leavehome").warning(

@@ -10,8 +10,8 @@ each have their own directory and their own endpoint: ``GET /metrics`` on gunico
 small server in each worker's main process (``METRICS_WORKER_PORT``). Both require
 ``Authorization: Bearer METRICS_TOKEN``; without a token they are off.
 
-The state of the system (the upload backlog and its age, stored notifications by risk, the
-last retention run and beat tick, queue depths) is read at scrape time by
+The state of the system (the upload and publication backlogs and their ages, stored
+notifications by risk, the last retention run and beat tick, queue depths) is read at scrape time by
 :class:`StateCollector`, from the web endpoint only, so it is counted once per scrape target.
 
 Metric names and labels are documented in docs/operations.md; deploy/prometheus/ has the
@@ -46,7 +46,7 @@ UPLOAD_TOKENS = Counter("leavehome_upload_tokens", "Visit tokens in accepted upl
 TASKS = Histogram(
     "leavehome_task_duration_seconds",
     "Celery tasks run, by task and final state, and how long they took "
-    "(publication matching: task=notifications.match_publication).",
+    "(publication matching: task=notifications.publications_sweep).",
     ["task", "state"],
     buckets=_TASK_BUCKETS,
 )
@@ -84,6 +84,17 @@ class StateCollector:
         yield GaugeMetricFamily(
             "leavehome_upload_backlog_age_seconds",
             "Age of the oldest upload not matched yet (0 when none waits).",
+            value=age or 0.0,
+        )
+        rows, age = monitoring.publication_backlog()
+        yield GaugeMetricFamily(
+            "leavehome_publication_backlog_rows",
+            "Publication chunks not matched yet and requests to publish no worker took.",
+            value=rows,
+        )
+        yield GaugeMetricFamily(
+            "leavehome_publication_backlog_age_seconds",
+            "Age of the oldest publication chunk or request waiting for a worker (0 when none waits).",
             value=age or 0.0,
         )
         by_risk = GaugeMetricFamily("leavehome_notifications", "Stored notifications by risk.", labels=["risk"])

@@ -27,6 +27,24 @@ def upload_backlog() -> tuple[int, float | None]:
     return summary["rows"], seconds_since(summary["oldest"])
 
 
+def publication_backlog() -> tuple[int, float | None]:
+    """Publication work waiting for a worker, and the age in seconds of the oldest (None when none).
+
+    Counts the chunks not yet matched and the cases an official asked to publish (or
+    approved) that no worker has published yet: both are empty within seconds of a
+    publication unless the broker, beat or the workers are down. Two small reads: the
+    backlog is a few rows, the requests a partial index of the few waiting cases.
+    """
+    from notifications.models import Case, PublicationBacklog
+
+    chunks = PublicationBacklog.objects.aggregate(rows=Count("id"), oldest=Min("created_at"))
+    requests = Case.objects.filter(publish_requested_at__isnull=False).aggregate(
+        rows=Count("id"), oldest=Min("publish_requested_at")
+    )
+    oldest = min((moment for moment in (chunks["oldest"], requests["oldest"]) if moment is not None), default=None)
+    return chunks["rows"] + requests["rows"], seconds_since(oldest)
+
+
 def retention_last_run() -> dt.datetime | None:
     """When the retention purge last finished (its audit entry; index on action)."""
     from leavehome.models import AuditEntry

@@ -58,6 +58,8 @@ MIDDLEWARE = [
     # First: the request id and the request's log line cover even a redirect or a 400.
     "leavehome.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # The phone's upload skips everything below (LEAN_ROUTES): it needs none of it.
+    "leavehome.middleware.LeanRoutesMiddleware",
     "csp.middleware.CSPMiddleware",
     "leavehome.middleware.DatabaseUnavailableMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -70,9 +72,15 @@ MIDDLEWARE = [
     "leavehome.middleware.private_pages_middleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # A login form refused out of turn answers 429 (leavehome/login_slowdown.py).
+    "leavehome.login_slowdown.login_slowdown_middleware",
     # Last, as django-axes asks: it turns a lockout raised during login into a response.
     "axes.middleware.AxesMiddleware",
 ]
+
+# URL names served by LeanRoutesMiddleware, past the page middleware: requests that need no
+# session, language, CSRF, login or messages and arrive too often to pay for them.
+LEAN_ROUTES = ["api:visits"]
 
 ROOT_URLCONF = "leavehome.urls"
 WSGI_APPLICATION = "leavehome.wsgi.application"
@@ -112,6 +120,12 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # matching statements are index probes of a few milliseconds; compiling one took 300-450
     # ms (EXPLAIN ANALYZE at an 80M-token partition, docs/benchmarks.md B2).
     DATABASES["default"].setdefault("OPTIONS", {})["options"] = "-c jit=off"
+    # Server-side prepared statements, for the statements run through
+    # leavehome.lib.sql.sql_run_prepared only (the upload's ingest): Django's own queries bind
+    # on the client and are never prepared. Off for a PgBouncer in transaction mode older
+    # than 1.21 or without max_prepared_statements.
+    prepared = env_bool("DATABASE_PREPARED_STATEMENTS", True)
+    DATABASES["default"]["OPTIONS"]["prepare_threshold"] = 5 if prepared else None
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache (throttles, login lockouts); must be shared by every web process in production --
@@ -148,6 +162,11 @@ AXES_COOLOFF_TIME = env_int("AXES_COOLOFF_MINUTES", 15) / 60  # hours
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "leavehome.clients.request_client_address"
+# Past this many failures of one username from all addresses together, its passwords are
+# checked only in turn: once per interval (seconds) for the addresses that failed, once per
+# interval for each other address (leavehome/login_slowdown.py).
+LOGIN_SLOWDOWN_RATE = env("LOGIN_SLOWDOWN_RATE", "20/hour")
+LOGIN_SLOWDOWN_INTERVAL = env_int("LOGIN_SLOWDOWN_INTERVAL", 10)
 # Privacy: successful logins leave no record; failures are deleted by the retention purge
 # once past the cool-off (leavehome/logins.py).
 AXES_DISABLE_ACCESS_LOG = True
@@ -442,6 +461,18 @@ CELERY_BEAT_SCHEDULE["notifications-uploads-sweep"] = {
     "schedule": UPLOAD_SWEEP_INTERVAL,
     "options": {"expires": max(UPLOAD_SWEEP_INTERVAL, 1.0) * 5},
 }
+# The publication sweep (notifications/tasks.py, ``publications_sweep``): each publication
+# queues one sweep per chunk on its commit, so beat's tick every PUBLICATION_SWEEP_INTERVAL
+# seconds only finds what a broker outage kept from being queued: chunks of the publication
+# backlog, and cases officials asked to publish more than PUBLISH_REQUEST_GRACE_SECONDS ago
+# that no worker published (the grace leaves a request to its own task first).
+PUBLICATION_SWEEP_INTERVAL = float(env("PUBLICATION_SWEEP_INTERVAL", "5.0"))
+PUBLISH_REQUEST_GRACE_SECONDS = float(env("PUBLISH_REQUEST_GRACE_SECONDS", "10"))
+CELERY_BEAT_SCHEDULE["notifications-publications-sweep"] = {
+    "task": "notifications.publications_sweep",
+    "schedule": PUBLICATION_SWEEP_INTERVAL,
+    "options": {"expires": max(PUBLICATION_SWEEP_INTERVAL, 1.0) * 5},
+}
 CELERY_BEAT_SCHEDULE["venues-poster-builds-purge"] = {"task": "venues.poster_builds_purge", "schedule": 3600.0}
 CELERY_BEAT_SCHEDULE["notifications-retention-purge"] = {
     "task": "notifications.retention_purge",
@@ -474,10 +505,13 @@ METRICS_QUEUES = env_list("METRICS_QUEUES", [CELERY_TASK_DEFAULT_QUEUE])
 # Beat sends a heartbeat this often (and once as it starts); a worker records it. /healthz
 # answers 503 when the last one is older than HEALTHZ_BEAT_MAX_AGE_SECONDS (0: not checked,
 # for a web tier whose load balancer must not care), or when the oldest upload waiting to be
-# matched is older than HEALTHZ_BACKLOG_MAX_AGE_SECONDS (0: not checked).
+# matched is older than HEALTHZ_BACKLOG_MAX_AGE_SECONDS (0: not checked), or the oldest
+# publication chunk or request waiting for a worker older than
+# HEALTHZ_PUBLICATION_BACKLOG_MAX_AGE_SECONDS (0: not checked).
 HEARTBEAT_SECONDS = float(env("HEARTBEAT_SECONDS", "60"))
 HEALTHZ_BEAT_MAX_AGE_SECONDS = env_int("HEALTHZ_BEAT_MAX_AGE_SECONDS", 300)
 HEALTHZ_BACKLOG_MAX_AGE_SECONDS = env_int("HEALTHZ_BACKLOG_MAX_AGE_SECONDS", 900)
+HEALTHZ_PUBLICATION_BACKLOG_MAX_AGE_SECONDS = env_int("HEALTHZ_PUBLICATION_BACKLOG_MAX_AGE_SECONDS", 300)
 CELERY_BEAT_SCHEDULE["leavehome-heartbeat"] = {"task": "leavehome.heartbeat", "schedule": HEARTBEAT_SECONDS}
 
 # --- Error tracking (leavehome/sentry.py; docs/operations.md, Errors) ----------------------

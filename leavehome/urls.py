@@ -5,12 +5,15 @@ from django.utils.translation import gettext_lazy as _
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from leavehome import views
-from leavehome.admin import LeaveHomeOTPAdminSite
+from leavehome.admin import LeaveHomeOTPAdminSite, StaffPasswordLoginForm
 
 if settings.OTP_ADMIN_REQUIRED:
     # Staff log in to the admin with a TOTP code as well (django-otp; on by default in
     # production). Swapping the class keeps every app's registrations on admin.site.
     admin.site.__class__ = LeaveHomeOTPAdminSite
+else:
+    # Still a password login that takes turns when a username is under attack.
+    admin.site.login_form = StaffPasswordLoginForm
 
 admin.site.site_header = _("LeaveHome administration")
 admin.site.site_title = _("LeaveHome")

@@ -48,6 +48,13 @@ def _liveness():
     limit = settings.HEALTHZ_BACKLOG_MAX_AGE_SECONDS
     if limit and backlog_age is not None and backlog_age > limit:
         problems["upload_backlog"] = f"the oldest upload has waited {backlog_age:.0f} s to be matched (limit {limit} s)"
+    _, publication_age = monitoring.publication_backlog()
+    ages["publication_backlog_age_seconds"] = publication_age
+    limit = settings.HEALTHZ_PUBLICATION_BACKLOG_MAX_AGE_SECONDS
+    if limit and publication_age is not None and publication_age > limit:
+        problems["publication_backlog"] = (
+            f"the oldest publication has waited {publication_age:.0f} s for a worker (limit {limit} s)"
+        )
     if not settings.CELERY_TASK_ALWAYS_EAGER:  # the embedded default has no beat
         beat_age = monitoring.seconds_since(monitoring.beat_last_tick())
         ages["beat_tick_age_seconds"] = beat_age
@@ -63,8 +70,9 @@ def _liveness():
 def healthz(request):
     """200 when the database and the broker answer and beat and the workers keep up; 503 otherwise.
 
-    The body names each failing part and its error, and gives the age of beat's last tick and
-    of the oldest upload waiting to be matched (None: none recorded, or none waiting).
+    The body names each failing part and its error, and gives the age of beat's last tick, of
+    the oldest upload waiting to be matched and of the oldest publication waiting for a worker
+    (a chunk to match or a request to publish) (None: none recorded, or none waiting).
     """
     problems = {
         name: problem for name, problem in (("database", _database_problem()), ("broker", _broker_problem())) if problem

@@ -25,7 +25,6 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
-from kombu.exceptions import OperationalError as KombuOperationalError
 
 from leavehome.admin import admin_action_each
 from leavehome.digits import AsciiIntegerFormField
@@ -48,20 +47,26 @@ from notifications.safety import kill_switch_is_on, kill_switch_state
 IMPORT_MAX_BYTES = 256 * 1024
 
 
-def _queued_safely(queue_later):
+def _queued_safely(modeladmin, request, queue_later):
     """``queue_later(case=, actor=)``, with a broker outage told to the official instead of a 500.
 
-    The task is sent on commit, which in the admin is at once; when the broker cannot take it,
-    nothing was queued and the case is as it was, so trying again later is safe.
+    The request to publish is stored on the case before the task is sent (on commit, which
+    in the admin is at once); when the broker cannot take it, the case stays queued and the
+    publication sweep publishes it once the broker is back, which the official is told.
     """
 
     def call(*, case, actor):
-        try:
-            queue_later(case=case, actor=actor)
-        except KombuOperationalError as error:
-            raise ValidationError(
-                _("The task queue is unavailable, so the case was not queued. Try again in a minute.")
-            ) from error
+        queued = queue_later(case=case, actor=actor)
+        if queued.sent is False:
+            modeladmin.message_user(
+                request,
+                _(
+                    "%(case)s: the task queue is unavailable right now. The publication is recorded and "
+                    "a worker carries it out as soon as the queue is back; nothing needs to be done again."
+                )
+                % {"case": case},
+                level=messages.WARNING,
+            )
 
     return call
 
@@ -231,7 +236,7 @@ class CaseAdmin(CaseUploadAdminMixin, admin.ModelAdmin):
     def publish(self, request, queryset):
         # A worker builds the exposures (it holds the tracing key); the case shows as
         # published once it has.
-        _each_case(self, request, queryset, _queued_safely(tasks.case_publish_later), _queued_message)
+        _each_case(self, request, queryset, _queued_safely(self, request, tasks.case_publish_later), _queued_message)
 
     @admin.action(description=_("Withdraw selected cases (their notifications are withdrawn)"), permissions=["publish"])
     def withdraw(self, request, queryset):
@@ -243,10 +248,10 @@ class CaseAdmin(CaseUploadAdminMixin, admin.ModelAdmin):
             raise PermissionDenied
         case = get_object_or_404(Case, pk=case_id)
         service, done = {
-            "publish": (_queued_safely(tasks.case_publish_later), _queued_message),
+            "publish": (_queued_safely(self, request, tasks.case_publish_later), _queued_message),
             "withdraw": (cases.case_withdraw, _withdrawn_message),
             "approve": (
-                _queued_safely(tasks.case_approve_later),
+                _queued_safely(self, request, tasks.case_approve_later),
                 lambda n: _("Approved: a worker publishes the case now."),
             ),
             "decline": (cases.case_approval_decline, lambda n: _("Sent back to draft; nothing was published.")),

@@ -1,14 +1,21 @@
 """Cases: publication, withdrawal and the CSV import of case visits (services for the admin).
 
 Each service is one transaction, recorded in the audit trail in that transaction. A
-publication returns the matching it calls for; its caller queues that work on commit only
+publication writes the matching it calls for to the publication backlog in its own
+transaction and returns it; its caller queues that work on commit only
 (notifications/tasks.py; notifications/matching.py explains why that order is what makes an
 upload racing a publication safe).
+
+An official's request to publish (or an approval) is recorded on the case
+(``publish_requested_at``) before a worker is asked to publish it: only workers can build
+exposures, and if the broker cannot take the task, ``case_publish_requested`` (run by the
+beat-driven publication sweep) publishes the case once it is back.
 """
 
 import csv
 import datetime as dt
 import io
+import logging
 import uuid
 from dataclasses import dataclass, field
 
@@ -28,6 +35,8 @@ from notifications.models import Case, CaseVisit, ExposureToken
 from notifications.official_selectors import case_visit_previews
 from notifications.safety import approval_needed, publication_reach_estimate
 from venues.models import Venue
+
+logger = logging.getLogger(__name__)
 
 # A CSV import is a list an official prepared by hand; more rows than this is a mistake.
 IMPORT_MAX_ROWS = 500
@@ -98,11 +107,6 @@ def _publishable_visits(case: Case, *, now) -> list[CaseVisit]:
     return visits
 
 
-def case_publish_check(*, case: Case) -> None:
-    """Raise the errors case_publish would raise now, without publishing (the admin's early answer)."""
-    _publishable_visits(case, now=timezone.now())
-
-
 @dataclass(frozen=True)
 class Publication:
     """A case just published, and the matching work it calls for: case visit ids by date."""
@@ -111,14 +115,75 @@ class Publication:
     chunks: dict[dt.date, list[int]]
 
 
+def case_publish_check(*, case: Case) -> None:
+    """Raise the errors case_publish would raise now, without publishing (the admin's early answer)."""
+    _publishable_visits(case, now=timezone.now())
+
+
+def _actor_or_none(actor):
+    return actor if getattr(actor, "is_authenticated", False) else None
+
+
+def case_publish_request(*, case: Case, actor) -> Case:
+    """Record an official's request to publish a case, for a worker to carry out (``case_publish``).
+
+    Raises the errors case_publish would, so the official sees them at once; otherwise the
+    request is stored on the case in this transaction, and stays until a worker has
+    published the case (or found it can no longer be published). A second click keeps the
+    first request's time.
+    """
+    with transaction.atomic():
+        case = _case_lock(case)
+        _publishable_visits(case, now=timezone.now())
+        case.publish_requested_at = case.publish_requested_at or timezone.now()
+        case.publish_requested_by = _actor_or_none(actor)
+        case.save(update_fields=["publish_requested_at", "publish_requested_by"])
+    return case
+
+
+def case_publish_request_drop(*, case_id: int, reason: str) -> None:
+    """Forget a request to publish that cannot succeed (the case is as the official left it)."""
+    if Case.objects.filter(pk=case_id, publish_requested_at__isnull=False).update(publish_requested_at=None):
+        logger.warning("case %s not published, request dropped: %s", case_id, reason)
+
+
+def case_publish_requested(*, older_than: dt.timedelta) -> Publication | None:
+    """Publish the oldest case whose request (or approval) is older than ``older_than`` and that no worker took.
+
+    For the publication sweep: a request normally becomes a ``publish_case`` task at once,
+    but one made while the broker was down did not. The case is claimed FOR UPDATE SKIP
+    LOCKED, so two sweeps, or a sweep and the task, never publish it twice (the loser finds
+    it published: CaseStateError, a no-op). Returns the publication as ``case_publish``
+    does (no chunks when the case awaits approval, or was left as it was with its request
+    dropped because it can no longer be published), or None when no request waits.
+    """
+    with transaction.atomic():
+        case = (
+            Case.objects.select_for_update(skip_locked=True)
+            .filter(publish_requested_at__lte=timezone.now() - older_than)
+            .order_by("publish_requested_at", "pk")
+            .first()
+        )
+        if case is None:
+            return None
+        actor = case.approved_by if case.approved_by_id is not None else case.publish_requested_by
+        try:
+            with transaction.atomic():
+                return case_publish(case=case, actor=actor)
+        except ValidationError as error:
+            case_publish_request_drop(case_id=case.pk, reason=" ".join(error.messages))
+            return Publication(case=case, chunks={})
+
+
 def case_publish(*, case: Case, actor) -> Publication:
     """Publish a draft case: build its exposure tokens and append them to the feed.
 
     Raises CaseStateError if the case is not a draft (already published: a repeated task is
-    a no-op) or has no case visit, ValidationError if a window is not publishable. Returns
-    the case visits to match by date; the caller queues their matching once this commits
+    a no-op) or has no case visit, ValidationError if a window is not publishable. Writes
+    the case visits to match, by date and chunk, to the publication backlog in this
+    transaction, and returns them; the caller queues one sweep per chunk once this commits
     (notifications/tasks.py, ``publication_match_later``), so several workers share a big
-    publication.
+    publication, and beat's sweep finds any chunk whose task was never queued.
     """
     with transaction.atomic():
         case = _case_lock(case)
@@ -132,15 +197,25 @@ def case_publish(*, case: Case, actor) -> Publication:
             estimate = publication_reach_estimate(case_id=case.pk, dates=chunks)
             if approval_needed(estimate):
                 case.status, case.estimated_devices = Case.Status.AWAITING_APPROVAL, estimate
-                case.publish_requested_by = actor if getattr(actor, "is_authenticated", False) else None
-                case.save(update_fields=["status", "estimated_devices", "publish_requested_by"])
+                case.publish_requested_by, case.publish_requested_at = _actor_or_none(actor), None
+                case.save(update_fields=["status", "estimated_devices", "publish_requested_by", "publish_requested_at"])
                 audit_record(actor=actor, action="case.approval_requested", obj=case, estimated_devices=estimate)
                 return Publication(case=case, chunks={})  # nothing to match until approved
             case.estimated_devices = estimate
-        case.status, case.published_at = Case.Status.PUBLISHED, now
+        case.status, case.published_at, case.publish_requested_at = Case.Status.PUBLISHED, now, None
         case_advice_pin(case)
-        case.save(update_fields=["status", "published_at", "advice_high", "advice_low", "estimated_devices"])
+        case.save(
+            update_fields=[
+                "status",
+                "published_at",
+                "publish_requested_at",
+                "advice_high",
+                "advice_low",
+                "estimated_devices",
+            ]
+        )
         exposure_feed_append(case_visit_ids=[visit.pk for visit in visits], status="active")
+        matching.publication_backlog_add(case_id=case.pk, chunks=chunks)
         audit_record(actor=actor, action="case.publish", obj=case, case_visits=len(visits), dates=len(chunks))
     return Publication(case=case, chunks=chunks)
 
@@ -151,7 +226,8 @@ def case_approve(*, case: Case, actor) -> Case:
     Raises CaseStateError if the case is not awaiting approval or ``actor`` is the official
     who asked to publish it (two different people decide a mass alert). The caller checks
     ``notifications.publish_case`` and has a worker publish the case once this commits
-    (notifications/tasks.py, ``case_approve_later``).
+    (notifications/tasks.py, ``case_approve_later``); the approval is a request to publish
+    (``publish_requested_at``), so the publication sweep carries it out if that task is lost.
     """
     with transaction.atomic():
         case = _case_lock(case)
@@ -160,7 +236,8 @@ def case_approve(*, case: Case, actor) -> Case:
         if case.publish_requested_by_id is not None and case.publish_requested_by_id == getattr(actor, "pk", None):
             raise CaseStateError(_("A second official must approve: you asked for this publication."))
         case.approved_by, case.approved_at = actor, timezone.now()
-        case.save(update_fields=["approved_by", "approved_at"])
+        case.publish_requested_at = case.approved_at
+        case.save(update_fields=["approved_by", "approved_at", "publish_requested_at"])
         audit_record(actor=actor, action="case.approve", obj=case, estimated_devices=case.estimated_devices)
     return case
 

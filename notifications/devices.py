@@ -17,14 +17,15 @@ from notifications.models import Device, Notification, PushChannel, UploadBacklo
 SECRET_BYTES = 32
 
 
-def _secret_hash(secret: str) -> bytes:
+def device_secret_hash(secret: str) -> bytes:
+    """What is stored of a secret (an ASCII string): its SHA-256."""
     return hashlib.sha256(secret.encode("ascii")).digest()
 
 
 def device_register() -> tuple[Device, str]:
     """Create a device; returns it and its secret (b64u of 32 random bytes), which is never stored."""
     secret = base64.urlsafe_b64encode(secrets.token_bytes(SECRET_BYTES)).rstrip(b"=").decode("ascii")
-    device = Device.objects.create(secret_hash=_secret_hash(secret), last_seen_on=timezone.localdate())
+    device = Device.objects.create(secret_hash=device_secret_hash(secret), last_seen_on=timezone.localdate())
     return device, secret
 
 
@@ -36,7 +37,7 @@ def device_authenticate(secret: str) -> Device | None:
     """
     if not secret.isascii():
         return None
-    digest = _secret_hash(secret)
+    digest = device_secret_hash(secret)
     device = Device.objects.filter(secret_hash=digest).first()
     if device is None or not hmac.compare_digest(bytes(device.secret_hash), digest):
         return None

@@ -16,25 +16,32 @@ Two directions, both run by Celery workers, both reading only what has committed
   those dates against the exposure tokens of published cases, and deletes the rows in the
   transaction that writes the notifications. The upload itself touches no broker: if the
   broker is down, the backlog waits in PostgreSQL and no match is lost;
-* a publication against stored visits (``publication_match``): the exposure tokens of one
-  case and one date (at most ``CASE_VISIT_BATCH`` case visits), joined against the visit
-  tokens of that date, so a big publication is shared by several workers.
+* a publication against stored visits, by a sweep too (``publications_sweep_batch``): a
+  publication stores its exposure tokens and, in the same transaction, one
+  PublicationBacklog row per chunk (one case, one date, at most ``CASE_VISIT_BATCH`` case
+  visits); a sweep claims one chunk, joins its exposure tokens against the visit tokens of
+  that date (``publication_match``) and deletes the row in the transaction that writes the
+  notifications. One sweep task per chunk is queued on the publication's commit, so a big
+  publication is shared by several workers at once; beat's ticks find any chunk whose task
+  never reached the broker, so a broker down at that commit delays the match, never loses it.
 
 Transaction boundaries. Each matching statement runs in a short transaction of its own,
 after the writer committed, and sees what had committed when it started (READ COMMITTED).
 Why no match is lost when an upload U and a publication P race: U's backlog row commits
 with U's tokens, so the sweep statement S that matches U starts after U committed (it
-claimed the row first). P's task statement starts after P committed. If P committed before
-S started, S sees P's exposures. Otherwise P committed after S started, hence after U
-committed, so P's statement sees U's tokens. Either way one of the two joins the pair; if
-both do, the unique key makes the second a no-op (or an upgrade). The backlog row is
-deleted only in the transaction that wrote U's notifications, so a sweep that dies leaves
-it for the next, and the unique key makes a sweep run twice, a redelivered publication task
-(``acks_late``, worker killed) or two concurrent sweeps (which claim disjoint rows: SKIP
-LOCKED) harmless. A withdrawal racing a matching statement is ordered by the case row: the
-statement takes FOR SHARE on the cases it matched, the withdrawal FOR UPDATE (see
-``_MATCH_SELECT``), so no notification of a withdrawn case is left active. These races are
-tested in tests/notifications/test_matching_race.py, with each transaction held open in turn.
+claimed the row first). Likewise P's chunk rows commit with P's exposures, so the statement
+T that matches a chunk of P starts after P committed. If P committed before S started, S
+sees P's exposures. Otherwise P committed after S started, hence after U committed, so T
+sees U's tokens. Either way one of the two joins the pair; if both do, the unique key makes
+the second a no-op (or an upgrade). Each backlog row, an upload's or a chunk's, is deleted
+only in the transaction that wrote its notifications, so a sweep that dies leaves it for the
+next, and the unique key makes a sweep run twice, a redelivered task (``acks_late``, worker
+killed), a chunk matched by an old ``match_publication`` message as well, or two concurrent
+sweeps (which claim disjoint rows: SKIP LOCKED) harmless. A withdrawal racing a matching
+statement is ordered by the case row: the statement takes FOR SHARE on the cases it matched,
+the withdrawal FOR UPDATE (see ``_MATCH_SELECT``), so no notification of a withdrawn case is
+left active. These races are tested in tests/notifications/test_matching_race.py, with each
+transaction held open in turn.
 
 Nothing here queues work: the functions return the ids of the notifications they created or
 upgraded, and their callers (notifications/tasks.py) hand them to push delivery.
@@ -74,6 +81,7 @@ from notifications.models import (
     ExposureToken,
     MatchingRun,
     Notification,
+    PublicationBacklog,
     UploadBacklog,
     UploadHour,
     VisitToken,
@@ -310,6 +318,63 @@ def publication_match(*, case_visit_ids: Sequence[int], date: dt.date) -> list[i
         return []
     with transaction.atomic():
         return _upsert(*publication_match_statement(case_visit_ids=case_visit_ids, date=date))
+
+
+def publication_chunks(chunks: dict[dt.date, list[int]]) -> list[tuple[dt.date, list[int]]]:
+    """A publication's matching work: (date, up to CASE_VISIT_BATCH case visit ids), by date."""
+    out = []
+    for date, case_visit_ids in sorted(chunks.items()):
+        ordered = sorted(case_visit_ids)
+        out += [(date, ordered[start : start + CASE_VISIT_BATCH]) for start in range(0, len(ordered), CASE_VISIT_BATCH)]
+    return out
+
+
+def publication_backlog_add(*, case_id: int, chunks: dict[dt.date, list[int]]) -> int:
+    """Put a publication's chunks in the backlog (inside the publication's transaction); returns how many."""
+    rows = [
+        PublicationBacklog(case_id=case_id, date=date, case_visit_ids=ids) for date, ids in publication_chunks(chunks)
+    ]
+    PublicationBacklog.objects.bulk_create(rows)
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class PublicationChunk:
+    """What one publication sweep batch did: the chunk it matched and the notifications it wrote."""
+
+    case_id: int
+    date: dt.date
+    notification_ids: list[int]
+
+
+def publications_sweep_batch() -> PublicationChunk | None:
+    """Match the oldest unclaimed publication chunk and remove it from the backlog, in one transaction.
+
+    None when no chunk is left (or every one left is being matched by another sweep). The
+    row stays locked (SKIP LOCKED: concurrent sweeps take other chunks) while its
+    ``publication_match`` statement runs, and is deleted in the transaction that writes its
+    notifications and its MatchingRun: a sweep that dies leaves the chunk for the next, one that commits leaves
+    nothing to redo, and the unique key makes a chunk matched twice notify nobody twice.
+    """
+    started = time.monotonic()
+    with transaction.atomic():
+        chunk = PublicationBacklog.objects.select_for_update(skip_locked=True).order_by("id").first()
+        if chunk is None:
+            return None
+        notification_ids = []
+        if chunk.case_visit_ids:
+            statement = publication_match_statement(case_visit_ids=chunk.case_visit_ids, date=chunk.date)
+            notification_ids = _upsert(*statement)
+        # With the chunk's notifications: an empty backlog means every run is on the dashboard.
+        matching_run_record(
+            direction=MatchingRun.Direction.PUBLICATION,
+            case_id=chunk.case_id,
+            date=chunk.date,
+            notifications=len(notification_ids),
+            started=started,
+        )
+        PublicationBacklog.objects.filter(pk=chunk.pk).delete()
+    return PublicationChunk(case_id=chunk.case_id, date=chunk.date, notification_ids=notification_ids)
 
 
 def _upsert(select: sql.Composable, params: list) -> list[int]:

@@ -80,6 +80,27 @@ class UploadBacklog(models.Model):
         return f"{self.device_id} {self.date}"
 
 
+class PublicationBacklog(models.Model):
+    """A chunk of a publication not yet matched against stored visits: the publication sweep's queue.
+
+    ``case_publish`` writes one row per (date, up to ``matching.CASE_VISIT_BATCH`` case
+    visits) in the transaction that publishes the case, so a committed publication is always
+    either in this backlog or matched, whether or not its tasks reached the broker; the sweep
+    (notifications/matching.py, ``publications_sweep_batch``) claims a row, matches it and
+    deletes it in the transaction that writes the notifications. ``created_at`` measures
+    how long a publication has waited (/healthz).
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    case = models.ForeignKey("Case", on_delete=models.CASCADE, related_name="+")
+    date = models.DateField()
+    case_visit_ids = models.JSONField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    def __str__(self):
+        return f"{self.case_id} {self.date}"
+
+
 class UploadHour(models.Model):
     """Uploads matched per hour of arrival, and how long they waited: kept by the sweep as it works.
 
@@ -130,6 +151,10 @@ class Case(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     approved_at = models.DateTimeField(null=True, blank=True)
+    # When an official asked to publish (or approved) and no worker has published it yet: the
+    # request is durable, so a publication queued while the broker was down is published by
+    # the beat-driven sweep once it is back (notifications/tasks.py, ``publications_sweep``).
+    publish_requested_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The advice versions in force when the case was published (PROTOCOL §7): a later edit
     # of a template does not change what phones were already told.
     advice_high = models.ForeignKey(
@@ -141,6 +166,14 @@ class Case(models.Model):
 
     class Meta:
         ordering = ["-confirmed_on", "-created_at"]
+        # The sweep's and /healthz's read: the few cases waiting for a worker, oldest first.
+        indexes = [
+            models.Index(
+                fields=["publish_requested_at"],
+                name="case_publish_requested",
+                condition=models.Q(publish_requested_at__isnull=False),
+            )
+        ]
         # Publishing tells phones to get tested: a separate right from editing a draft.
         permissions = [("publish_case", _("Can publish and withdraw cases"))]
 

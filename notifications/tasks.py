@@ -1,16 +1,23 @@
 """Celery tasks of the matching core, publication and retention: ids in, one service call each.
 
-Every task is enqueued on commit (notifications/cases.py) or by beat (the upload sweep), is
+Every task is enqueued on commit (notifications/cases.py) or by beat (the sweeps), is
 acknowledged late and re-queued if its worker dies, and is idempotent: the matching
-statements write through a unique key and the sweep deletes the backlog rows it matched in
+statements write through a unique key and the sweeps delete the backlog rows they matched in
 the same transaction, retention deletes what is already gone as a no-op.
 Retries are only for errors that may pass (a dropped connection, a deadlock, a lock timeout).
+
+Work whose loss would cost a notification (a publication, its matching chunks) is first
+written to PostgreSQL in the transaction that calls for it; the task queued on commit only
+makes it start at once. If the broker cannot take that task, ``_send_on_commit`` logs it and
+the publication sweep beat ticks (``publications_sweep``) finds the work once the broker is
+back.
 """
 
 import datetime as dt
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 from functools import partial
 
 from celery import shared_task
@@ -18,9 +25,16 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import InterfaceError, OperationalError, transaction
+from kombu.exceptions import OperationalError as BrokerUnreachable
 
 from notifications import matching, partitions
-from notifications.cases import case_approve, case_publish, case_publish_check
+from notifications.cases import (
+    case_approve,
+    case_publish,
+    case_publish_request,
+    case_publish_request_drop,
+    case_publish_requested,
+)
 from notifications.models import Case
 from notifications.push.tasks import push_later
 from notifications.retention import retention_purge as purge
@@ -96,9 +110,78 @@ def match_uploads(device_id: str, dates: list[str]) -> int:
     return 0
 
 
+@dataclass
+class Queued:
+    """Whether work queued on commit reached the broker: None until the transaction commits."""
+
+    sent: bool | None = None
+
+
+def _send_on_commit(task, *args, queued: Queued | None = None) -> None:
+    """Send ``task(*args)`` once the current transaction commits; a broker outage is logged, not raised.
+
+    Only for work already recorded in PostgreSQL by that transaction, which the publication
+    sweep finds without the message: raising here would turn a committed publication into an
+    error page (the web request) or a failed task with nothing to retry (the worker).
+    """
+
+    def send():
+        try:
+            task.apply_async(args)
+        except BrokerUnreachable as error:
+            logger.warning("%s not queued, the broker is unreachable (%s): beat's sweep takes it", task.name, error)
+            sent = False
+        else:
+            sent = True
+        if queued is not None:
+            queued.sent = sent
+
+    transaction.on_commit(send)
+
+
+@shared_task(name="notifications.publications_sweep", ignore_result=True, **_TASK_OPTIONS)
+def publications_sweep() -> int:
+    """Publish the requested cases no worker took, then match the publication backlog chunk by chunk.
+
+    Queued once per chunk when a publication commits (``publication_match_later``), so the
+    chunks of a big publication run on several worker processes at once, and by beat every
+    PUBLICATION_SWEEP_INTERVAL seconds, which finds what a broker outage kept from being
+    queued. Each call takes chunks until none is left unclaimed, or until
+    UPLOAD_SWEEP_SECONDS have passed, queueing itself again then. Returns the chunks matched.
+    """
+    deadline = time.monotonic() + settings.UPLOAD_SWEEP_SECONDS
+    grace = dt.timedelta(seconds=settings.PUBLISH_REQUEST_GRACE_SECONDS)
+    total = 0
+    while True:
+        if kill_switch_is_on():
+            return total  # the backlog and the requests wait; turning the switch off sweeps them
+        publication = case_publish_requested(older_than=grace)
+        if publication is not None:
+            publication_match_later(chunks=publication.chunks)  # its other chunks on other processes
+        elif _publication_chunk_match() is None:
+            return total
+        else:
+            total += 1
+        if time.monotonic() >= deadline:
+            publications_sweep.delay()
+            return total
+
+
+def _publication_chunk_match() -> matching.PublicationChunk | None:
+    """One chunk matched (its run recorded in its transaction), its pushes queued; None when none is left."""
+    chunk = matching.publications_sweep_batch()
+    if chunk is not None:
+        push_later(notification_ids=chunk.notification_ids)
+    return chunk
+
+
 @shared_task(name="notifications.match_publication", **_TASK_OPTIONS)
 def match_publication(case_id: int, case_visit_ids: list[int], date: str) -> int:
-    """Match one chunk of a publication (case visits of one date) against stored visit tokens."""
+    """Match one chunk of a publication (case visits of one date) against stored visit tokens.
+
+    Releases before the publication backlog queued one of these per chunk; a message still
+    in the broker after an upgrade (or parked by the kill switch) is matched as it was.
+    """
     if task_deferred_if_paused("notifications.match_publication", [case_id, case_visit_ids, date]):
         return 0
     started = time.monotonic()
@@ -120,43 +203,50 @@ def publish_case(case_id: int, actor_id: int | None) -> bool:
     try:
         case_publish_and_match(case=Case(pk=case_id), actor=actor)
     except ValidationError as error:
-        # Already published (a redelivery, a second click) or no longer publishable: the
-        # case stays as it is, which the admin shows; retrying would fail the same way.
+        # Already published (a redelivery, a second click, the sweep was first) or no longer
+        # publishable: the case stays as it is, which the admin shows; retrying would fail
+        # the same way, and so would the sweep, so the request is dropped.
+        case_publish_request_drop(case_id=case_id, reason=" ".join(error.messages))
         logger.warning("case %s not published: %s", case_id, " ".join(error.messages))
         return False
     return True
 
 
-def case_publish_later(*, case: Case, actor) -> None:
-    """Check that a case can be published, and have a worker publish it once this transaction commits.
+def case_publish_later(*, case: Case, actor) -> Queued:
+    """Record an official's request to publish (``case_publish_request``) and have a worker publish it on commit.
 
     Building exposures opens venue keys, which only the workers holding TRACING_KEY can do
-    (docs/privacy.md); the web process serving the admin only checks and queues. Raises the
-    errors case_publish would, so the official sees them at once.
+    (docs/privacy.md); the web process serving the admin only checks, records and queues.
+    Raises the errors case_publish would, so the official sees them at once. The returned
+    ``Queued`` says, once this commits, whether the broker took the task: if not, the request
+    stays on the case and the publication sweep publishes it when the broker is back.
     """
-    case_publish_check(case=case)
-    actor_id = getattr(actor, "pk", None)
-    transaction.on_commit(lambda: publish_case.delay(case.pk, actor_id))
+    queued = Queued()
+    with transaction.atomic():
+        case = case_publish_request(case=case, actor=actor)
+        _send_on_commit(publish_case, case.pk, getattr(actor, "pk", None), queued=queued)
+    return queued
 
 
-def case_approve_later(*, case: Case, actor) -> Case:
+def case_approve_later(*, case: Case, actor) -> Queued:
     """A second official's approval (``case_approve``), and the publication queued on its commit.
 
-    Raises CaseStateError as case_approve does; nothing is queued then.
+    Raises CaseStateError as case_approve does; nothing is queued then. As for
+    ``case_publish_later``, a broker outage leaves the approved case to the publication sweep.
     """
+    queued = Queued()
     with transaction.atomic():
         case = case_approve(case=case, actor=actor)
-        actor_id = getattr(actor, "pk", None)
-        transaction.on_commit(partial(publish_case.delay, case.pk, actor_id))
-    return case
+        _send_on_commit(publish_case, case.pk, getattr(actor, "pk", None), queued=queued)
+    return queued
 
 
 def kill_switch_turn(*, active: bool, actor, reason: str = ""):
-    """Turn the kill switch on or off (``kill_switch_set``); off queues what it parked, and a sweep.
+    """Turn the kill switch on or off (``kill_switch_set``); off queues what it parked, and the sweeps.
 
     ``apply_async`` rather than ``send_task``: in-process (eager) execution honours it too.
-    Uploads stored while it was on wait in the backlog: the sweep takes them now rather than at
-    the next beat tick.
+    Uploads stored and chunks published while it was on wait in their backlogs: the sweeps
+    take them now rather than at the next beat tick.
     """
     from leavehome.celery import app
 
@@ -166,23 +256,26 @@ def kill_switch_turn(*, active: bool, actor, reason: str = ""):
             transaction.on_commit(partial(app.tasks[name].apply_async, args=args))
         if not active:
             transaction.on_commit(uploads_sweep.delay)
+            transaction.on_commit(publications_sweep.delay)
     return switch
 
 
 def case_publish_and_match(*, case: Case, actor) -> Case:
     """Publish a case here and now and queue its matching on commit (the task's body; tests and demo data)."""
     publication = case_publish(case=case, actor=actor)
-    publication_match_later(case_id=publication.case.pk, chunks=publication.chunks)
+    publication_match_later(chunks=publication.chunks)
     return publication.case
 
 
-def publication_match_later(*, case_id: int, chunks: dict[dt.date, list[int]]) -> None:
-    """Queue one publication task per (date, batch of case visits) once the publication commits."""
-    for date, case_visit_ids in sorted(chunks.items()):
-        ordered = sorted(case_visit_ids)
-        for start in range(0, len(ordered), matching.CASE_VISIT_BATCH):
-            batch = ordered[start : start + matching.CASE_VISIT_BATCH]
-            transaction.on_commit(partial(match_publication.delay, case_id, batch, date.isoformat()))
+def publication_match_later(*, chunks: dict[dt.date, list[int]]) -> None:
+    """Queue one publication sweep per chunk the publication wrote to the backlog, once it commits.
+
+    Each sweep claims a chunk of its own (SKIP LOCKED), so the chunks run in parallel on as
+    many worker processes as there are, with no wait for beat; a sweep the broker did not
+    take is made up for by beat's next tick.
+    """
+    for _chunk in matching.publication_chunks(chunks):
+        _send_on_commit(publications_sweep)
 
 
 @shared_task(name="notifications.visit_token_partitions_ahead", **_TASK_OPTIONS)

@@ -6,6 +6,7 @@ from django.contrib.auth.forms import AuthenticationForm, SetPasswordMixin
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from leavehome.login_slowdown import LoginSlowdownFormMixin
 from venues.models import Category, District, Venue
 
 
@@ -52,8 +53,8 @@ class VenueImportForm(forms.Form):
         return upload
 
 
-class EmailAuthenticationForm(AuthenticationForm):
-    """Owners log in with their e-mail address (stored as the username)."""
+class EmailAuthenticationForm(LoginSlowdownFormMixin, AuthenticationForm):
+    """Owners log in with their e-mail address (stored as the username), in turn when slowed."""
 
     username = forms.EmailField(label=_("E-mail"), widget=forms.EmailInput(attrs={"autofocus": True}))
 

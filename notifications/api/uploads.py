@@ -4,8 +4,8 @@ At Hong Kong's peak hour phones send hundreds of uploads a second, so this path 
 what the contract needs, each step once: the bearer secret is checked for shape, the
 device's and the address's rate limits are counted in one Redis round trip
 (leavehome/ratelimit.py), the body is parsed by orjson and validated by a plain loop, and the
-device is authenticated, locked against deletion and its tokens and backlog rows written in
-one statement (notifications/visits.py). Nothing is queued: the matching sweep finds the
+device is authenticated, locked against deletion, recorded as seen and its tokens and backlog
+rows written in one prepared statement (notifications/visits.py). Nothing is queued: the matching sweep finds the
 upload in the backlog. DRF's request wrapping, content negotiation, throttle classes and
 serializers cost several times that, so they are not used here; the answers (statuses, the
 error body of leavehome/api.py, headers) are the same as the DRF endpoints', and the OpenAPI
@@ -33,8 +33,8 @@ from notifications import tasks
 from notifications.api import serializers as s
 from notifications.api.authentication import DeviceAuthentication, IsDevice
 from notifications.api.views import RETRY_AFTER, error_responses
-from notifications.devices import device_authenticate, device_seen
-from notifications.visits import DeviceDeleted, visit_tokens_ingest
+from notifications.devices import device_authenticate
+from notifications.visits import visit_upload_store
 
 # ASCII digits only: ``\d`` would accept Arabic-Indic or full-width digits.
 _DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
@@ -194,13 +194,8 @@ def visit_upload(request):
         if device_authenticate(secret) is None:
             return _unauthenticated("Unknown device secret.")
         return error_response(400, error.code, "The request is invalid; see fields.", fields=error.fields)
-    device = device_authenticate(secret)
-    if device is None:
-        return _unauthenticated("Unknown device secret.")
-    device_seen(device)
-    try:
-        accepted = visit_tokens_ingest(device=device, days=days)
-    except DeviceDeleted:  # deleted by a concurrent request since authentication
+    accepted = visit_upload_store(secret=secret, days=days)
+    if accepted is None:
         return _unauthenticated("Unknown device secret.")
     tasks.uploads_match_soon()
     upload_count(tokens=accepted)

@@ -110,4 +110,4 @@ def test_every_log_line_is_json_with_a_request_id_and_holds_no_secret(processes,
     worker = [json.loads(line) for line in lines["worker"]]
     publication_tasks = {r["message"].split("[")[0] for r in worker if r["request_id"] == publication_request_id}
     assert any("notifications.publish_case" in message for message in publication_tasks), publication_tasks
-    assert any("notifications.match_publication" in message for message in publication_tasks), publication_tasks
+    assert any("notifications.publications_sweep" in message for message in publication_tasks), publication_tasks

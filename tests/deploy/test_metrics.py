@@ -107,12 +107,13 @@ def test_web_and_worker_metrics_after_traffic_and_a_publication(processes, tmp_p
     assert _value(web, "leavehome_notifications", risk="high") == 1
     assert ("leavehome_upload_backlog_rows", frozenset()) in web
     assert ("leavehome_upload_backlog_age_seconds", frozenset()) in web
+    assert ("leavehome_publication_backlog_age_seconds", frozenset()) in web
     assert ("leavehome_queue_messages", frozenset({("queue", queue)})) in web
 
     def publication_counted():
         worker = _samples(httpx.get(worker_metrics, headers=auth, timeout=10).text)
         runs = _value(
-            worker, "leavehome_task_duration_seconds_count", task="notifications.match_publication", state="SUCCESS"
+            worker, "leavehome_task_duration_seconds_count", task="notifications.publications_sweep", state="SUCCESS"
         )
         return runs >= 1 and _value(worker, "leavehome_task_duration_seconds_count", task="notifications.publish_case")
 

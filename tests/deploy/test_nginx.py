@@ -16,7 +16,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from bench.nginx import certificate_self_signed, site_adapted
-from tests.conftest import PROJECT_DIR
+from tests.conftest import PROJECT_DIR, TEST_BROKER_URL
 from tests.deploy.test_topology import Processes, _free_port, _wait_for, production_env
 
 pytestmark = [pytest.mark.broker, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -161,6 +161,33 @@ def test_failed_logins_from_one_address_do_not_lock_out_another(tmp_path, proces
     response = _log_in(victim, https, "owner@example.com", PASSWORD)
     assert response.status_code == 302, processes.log("web")[-2000:]
     assert response.headers["Location"] == "/venues/"
+
+
+def test_guesses_at_one_username_from_many_addresses_are_slowed_not_the_owner(tmp_path, processes):
+    get_user_model().objects.create_user(username="owner@example.com", email="owner@example.com", password=PASSWORD)
+    budget, interval = 3, 3
+    https, _ = _start_site(
+        tmp_path,
+        processes,
+        CACHE_URL=TEST_BROKER_URL,
+        LOGIN_SLOWDOWN_RATE=f"{budget}/hour",
+        LOGIN_SLOWDOWN_INTERVAL=str(interval),
+    )
+    botnet = [_client(f"127.0.0.{n}") for n in range(10, 10 + budget + 1)]
+    for bot in botnet:  # one guess each: no address comes near axes' lockout
+        assert _log_in(bot, https, "owner@example.com", "guess").status_code == 200
+    assert _log_in(botnet[0], https, "owner@example.com", "guess").status_code == 200  # the shared turn
+
+    # Out of turn, from another attacking address: refused unchecked, even the right password.
+    refused = _log_in(botnet[1], https, "owner@example.com", PASSWORD)
+    assert refused.status_code == 429, processes.log("web")[-2000:]
+    assert 1 <= int(refused.headers["Retry-After"]) <= interval
+    assert "Please wait" in refused.text
+    # The owner, from their own address, is not kept out by the attackers' turns.
+    assert _log_in(_client("127.0.0.3"), https, "owner@example.com", PASSWORD).status_code == 302
+
+    time.sleep(int(refused.headers["Retry-After"]) + 0.2)
+    assert _log_in(botnet[1], https, "owner@example.com", PASSWORD).status_code == 302
 
 
 def _assert_api_error(response, status, code):

@@ -65,13 +65,17 @@ def broker_down(settings):
 
 # Committed at once, as in production, so the task is sent (and fails) inside the request.
 @pytest.mark.django_db(transaction=True)
-def test_publishing_with_the_broker_down_says_so_and_leaves_the_case_a_draft(official_client, draft, broker_down):
+def test_publishing_with_the_broker_down_says_so_and_keeps_the_request(official_client, draft, broker_down):
     answer = _action(official_client, "publish", draft)
     assert answer.status_code == 302
     page = official_client.get(answer["Location"]).content.decode()
-    assert "task queue is unavailable" in page
+    assert "task queue is unavailable right now. The publication is recorded" in page
     draft.refresh_from_db()
-    assert draft.status == Case.Status.DRAFT
+    # Still a draft, but the request is stored: the publication sweep publishes it once the
+    # broker is back (tests/notifications/test_sweep_worker.py runs that part).
+    assert draft.status == Case.Status.DRAFT and draft.publish_requested_at is not None
+    page = official_client.get(reverse("admin:notifications_case_change", args=[draft.pk])).content.decode()
+    assert 'id="publication-queued"' in page
 
 
 def test_staff_without_the_permission_cannot_see_or_publish_cases(client, draft):

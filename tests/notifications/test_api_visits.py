@@ -5,14 +5,18 @@ import datetime as dt
 import json
 import secrets
 
+import psycopg
 import pytest
 from django.core.cache import cache
+from django.db import close_old_connections, connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from leavehome.lib.b64u import b64u_encode
-from notifications.models import VisitToken
+from notifications.devices import device_delete
+from notifications.models import Device, VisitToken
 from tests.phone.server import bearer, device_with_secret, row_counts
 
 pytestmark = pytest.mark.django_db
@@ -259,3 +263,64 @@ def test_the_upload_is_described_in_the_openapi_document(api):
     assert operation["security"] == [{"deviceSecret": []}]
     assert {"202", "400", "401", "413", "415", "429"} <= set(operation["responses"])
     assert "requestBody" in operation
+
+
+@pytest.mark.postgres
+def test_an_upload_is_one_prepared_statement_that_also_authenticates(api, secret, django_capture_on_commit_callbacks):
+    def body():
+        return {"days": [{"date": today().isoformat(), "tokens": [token(), token()]}]}
+
+    # The first upload of a date may make its partition; the process knows it after commit.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert upload(api, secret, body()).status_code == 202
+    with CaptureQueriesContext(connection) as queries:
+        answer = upload(api, secret, body())
+    assert answer.status_code == 202
+    assert len(queries.captured_queries) == 1
+    assert "FOR KEY SHARE" in queries[0]["sql"]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%%FOR KEY SHARE%%'")
+        assert cursor.fetchone() == (1,)
+
+
+def test_an_upload_records_that_the_device_called_today(api):
+    device, secret = device_with_secret()
+    Device.objects.filter(pk=device.pk).update(last_seen_on=today() - dt.timedelta(days=3))
+    assert upload(api, secret, {"days": []}).status_code == 202
+    assert Device.objects.get(pk=device.pk).last_seen_on == today()
+
+
+def test_an_upload_of_a_deleted_device_is_401_and_stores_nothing(api):
+    device, secret = device_with_secret()
+    device_delete(device)
+    before = row_counts()
+    answer = upload(api, secret, {"days": [{"date": today().isoformat(), "tokens": [token()]}]})
+    assert (answer.status_code, answer.json()["error"]["code"]) == (401, "authentication_failed")
+    assert row_counts() == before
+
+
+def test_the_upload_skips_the_page_middleware_and_keeps_the_headers_that_matter(api, secret):
+    answer = upload(api, secret, {"days": [{"date": today().isoformat(), "tokens": [token()]}]})
+    assert answer.status_code == 202
+    assert answer.wsgi_request.resolver_match.route == "api/v1/visits"
+    assert len(answer["X-Request-ID"]) == 32
+    assert answer["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert (answer["X-Frame-Options"], answer["X-Content-Type-Options"]) == ("DENY", "nosniff")
+    assert int(answer["Content-Length"]) == len(answer.content)
+    # LocaleMiddleware and SessionMiddleware did not run: no language chosen, no session read.
+    assert not answer.has_header("Content-Language")
+    assert not hasattr(answer.wsgi_request, "session")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_an_upload_that_loses_its_database_connection_answers_503_json_and_the_next_is_stored(api, secret):
+    connection.ensure_connection()
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [connection.connection.info.backend_pid])
+    body = {"days": [{"date": today().isoformat(), "tokens": [token()]}]}
+    lost = upload(api, secret, body)
+    assert (lost.status_code, lost.json()["error"]["code"], lost["Retry-After"]) == (503, "unavailable", "5")
+    close_old_connections()  # what the WSGI handler does as a request ends (the test client does not)
+    assert upload(api, secret, body).status_code == 202
+    assert VisitToken.objects.count() == 1

@@ -14,6 +14,8 @@ from leavehome.models import AuditEntry
 from notifications import matching
 from notifications.cases import (
     CaseStateError,
+    case_publish_request,
+    case_publish_requested,
     case_visit_window_errors,
     case_visits_csv_parse,
     case_visits_import,
@@ -21,7 +23,15 @@ from notifications.cases import (
 )
 from notifications.devices import device_register
 from notifications.exposures import case_visit_exposures
-from notifications.models import Case, CaseVisit, ExposureFeedItem, ExposureToken, MatchingRun, Notification
+from notifications.models import (
+    Case,
+    CaseVisit,
+    ExposureFeedItem,
+    ExposureToken,
+    MatchingRun,
+    Notification,
+    PublicationBacklog,
+)
 from notifications.tasks import case_publish_and_match, case_publish_later, publish_case
 from notifications.visits import visit_tokens_ingest
 from tests.phone.derivation import visit_tokens
@@ -153,11 +163,17 @@ def test_a_big_publication_is_shared_out_in_one_task_per_date_and_batch(
         device=device, days=visit_tokens(vk_decrypt(venue.codes.get()), start, start + 600, settings.TIME_ZONE)
     )
 
-    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+    with django_capture_on_commit_callbacks() as callbacks:
         case_publish_and_match(case=draft, actor=official)
+    # Written with the publication, before any task runs: two chunks, one per date.
+    chunks = sorted((row.date, len(row.case_visit_ids)) for row in PublicationBacklog.objects.filter(case=draft))
+    assert chunks == [(before.date(), 2), (yesterday_noon.date(), 2)]
+    for callback in callbacks:
+        callback()
 
-    # Two visits on each of two dates, two per batch: one task per date.
+    # Two visits on each of two dates, two per batch: one sweep task per chunk.
     assert len(callbacks) == 2
+    assert not PublicationBacklog.objects.exists()
     assert MatchingRun.objects.filter(case=draft).count() == 2
     # Within the 12:00 window (high) and on the date of the 14:00 one (low).
     assert sorted(Notification.objects.values_list("device_id", "risk")) == [(device.pk, "high"), (device.pk, "low")]
@@ -176,6 +192,7 @@ def test_a_window_in_the_future_is_not_published_and_nothing_is_written(draft, o
     draft.refresh_from_db()
     assert draft.status == Case.Status.DRAFT
     assert not ExposureToken.objects.exists() and not ExposureFeedItem.objects.exists()
+    assert not PublicationBacklog.objects.exists()
 
 
 def test_window_validation_names_each_problem():
@@ -274,3 +291,31 @@ def test_csv_import_needs_a_draft(draft, venue, official, yesterday_noon):
     rows = case_visits_csv_parse(_csv((str(venue.pk), f"{day} 18:00", f"{day} 19:30")))
     with pytest.raises(CaseStateError):
         case_visits_import(case=draft, rows=rows, actor=official)
+
+
+def test_a_request_no_worker_took_is_published_by_the_sweep_once_only(draft, official, yesterday_noon):
+    # The official's request committed, but its task never reached a worker (broker down).
+    case_publish_request(case=draft, actor=official)
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.DRAFT and draft.publish_requested_at is not None
+    assert case_publish_requested(older_than=dt.timedelta(minutes=1)) is None  # its own task may yet come
+
+    publication = case_publish_requested(older_than=dt.timedelta(0))
+    assert publication.case.status == Case.Status.PUBLISHED and publication.chunks
+    draft.refresh_from_db()
+    assert draft.publish_requested_at is None
+    assert PublicationBacklog.objects.filter(case=draft).count() == 1
+    assert AuditEntry.objects.get(action="case.publish").actor == official
+    assert case_publish_requested(older_than=dt.timedelta(0)) is None  # nothing left to publish
+    assert publish_case.apply(args=[draft.pk, official.pk]).get() is False  # the late task: a no-op
+
+
+def test_a_request_that_can_no_longer_succeed_is_dropped(draft, official):
+    case_publish_request(case=draft, actor=official)
+    draft.visits.update(end=timezone.now() + dt.timedelta(hours=1))  # edited since: not publishable
+    publication = case_publish_requested(older_than=dt.timedelta(0))
+    assert publication.chunks == {}
+    draft.refresh_from_db()
+    assert draft.status == Case.Status.DRAFT and draft.publish_requested_at is None
+    assert not ExposureToken.objects.exists() and not PublicationBacklog.objects.exists()
+    assert case_publish_requested(older_than=dt.timedelta(0)) is None

@@ -21,10 +21,15 @@ from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.utils import timezone
 
-from notifications.cases import case_withdraw
+from notifications.cases import case_publish, case_withdraw
 from notifications.devices import device_register
-from notifications.matching import uploads_backlog_add, uploads_sweep_batch
-from notifications.models import Case, CaseVisit, Notification, UploadBacklog, VisitToken
+from notifications.matching import (
+    publication_backlog_add,
+    publications_sweep_batch,
+    uploads_backlog_add,
+    uploads_sweep_batch,
+)
+from notifications.models import Case, CaseVisit, Notification, PublicationBacklog, UploadBacklog, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
 from notifications.tasks import case_publish_and_match
 from notifications.visits import visit_tokens_ingest
@@ -199,6 +204,46 @@ def test_an_upload_committed_while_a_sweep_runs_is_matched_once_by_a_later_sweep
     assert not UploadBacklog.objects.exists()
     notified = Notification.objects.filter(case_visit__case=case).values_list("device_id", "risk")
     assert sorted(notified) == sorted([(first.pk, "high"), (second.pk, "high")])
+
+
+# --- publication sweeps racing each other ---------------------------------------------------
+
+
+def test_concurrent_publication_sweeps_match_each_chunk_once(scene):
+    venue, vk, noon = scene
+    devices = [device_register()[0] for _ in range(3)]
+    for device in devices:
+        visit_tokens_ingest(device=device, days=_visit_days(vk, noon))
+    uploads_swept()  # no case yet: nothing matched, the uploads wait for a publication
+    case = _new_case(venue, noon, "sweeps-racing")
+    case_publish(case=case, actor=None)  # the service alone: its chunk waits in the backlog
+    claimed, skipped = threading.Barrier(2, timeout=60), threading.Barrier(2, timeout=60)
+    swept = []
+
+    def sweep_held_open():
+        with transaction.atomic():
+            chunk = publications_sweep_batch()  # claims the chunk, matches it, holds the lock
+            swept.append(len(chunk.notification_ids))
+            claimed.wait()
+            skipped.wait()
+
+    def sweep_meanwhile():
+        claimed.wait()
+        swept.append(publications_sweep_batch())  # SKIP LOCKED: the held chunk is not its to take
+        skipped.wait()
+
+    _run_all([sweep_held_open, sweep_meanwhile])
+    assert sorted(swept, key=str) == [3, None]
+    assert publications_sweep_batch() is None  # run again: the chunk left with its notifications
+    assert not PublicationBacklog.objects.exists()
+
+    # The same chunk matched a second time (an old match_publication message, a chunk row
+    # written again): nobody is notified twice.
+    before = set(Notification.objects.values_list("pk", "device_id", "risk", "updated_at"))
+    publication_backlog_add(case_id=case.pk, chunks={noon.date(): list(case.visits.values_list("pk", flat=True))})
+    assert publications_sweep_batch().notification_ids == []
+    assert set(Notification.objects.values_list("pk", "device_id", "risk", "updated_at")) == before
+    assert sorted(_high_devices(case, devices)) == sorted(device.pk for device in devices)
 
 
 # --- a withdrawal racing matching ------------------------------------------------------------

@@ -1,7 +1,8 @@
-"""The upload sweep through real processes: a worker keeps its database backend, and uploads made
-while the broker is down answer 202 and are matched once it is back, with nothing lost.
+"""The sweeps through real processes: a worker keeps its database backend, and uploads made,
+publications committed and publications an official asked for while the broker is down are
+matched once it is back, with nothing lost.
 
-The broker of the outage test is a private redis-server on a port of its own, started and
+The broker of the outage tests is a private redis-server on a port of its own, started and
 stopped by the test, so other runs sharing the machine's Redis are not disturbed.
 """
 
@@ -20,13 +21,17 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test import Client
+from django.urls import reverse
 from django.utils import timezone
 
 from leavehome.lib.b64u import b64u_encode
-from notifications.models import Case, CaseVisit, MatchingRun, Notification, UploadBacklog
+from leavehome.models import AuditEntry
+from notifications.models import Case, CaseVisit, MatchingRun, Notification, PublicationBacklog, UploadBacklog
 from notifications.partitions import visit_token_partitions_ensure
 from notifications.tasks import case_publish_and_match, match_publication
+from notifications.visits import visit_tokens_ingest
 from tests.conftest import _reset_broker_connections, database_url_for_subprocess, start_worker
+from tests.notifications.official_fixtures import official_make
 from tests.phone.derivation import visit_tokens
 from tests.phone.server import bearer, device_with_secret
 from venues.keys import signing_key_create
@@ -114,66 +119,147 @@ class PrivateRedis:
             self.process.wait(10)
 
 
-@pytest.fixture
-def published_venue():
-    """A published case 12:00–13:00 yesterday at a venue; its exposures are live."""
+def _draft_at_a_venue(reference):
+    """A draft case 12:00–13:00 yesterday at a venue whose codes are old enough."""
     signing_key_create()
     owner = get_user_model().objects.create_user(username="owner", password="irrelevant 12345")
     venue = venue_register(owner=owner, name_en="Outage Cafe", name_zh="停電咖啡", category="catering")
     VenueCode.objects.filter(venue=venue).update(issued_at=timezone.now() - dt.timedelta(days=60))
     noon = dt.datetime.combine(timezone.localdate() - dt.timedelta(days=1), dt.time(12), tzinfo=ZONE)
     visit_token_partitions_ensure([noon.date()])
-    case = Case.objects.create(reference="OUTAGE-1", confirmed_on=timezone.localdate())
+    case = Case.objects.create(reference=reference, confirmed_on=timezone.localdate())
     CaseVisit.objects.create(case=case, venue=venue, start=noon, end=noon + dt.timedelta(hours=1))
+    return venue, noon, case
+
+
+@pytest.fixture
+def published_venue():
+    """A published case 12:00–13:00 yesterday at a venue; its exposures are live."""
+    venue, noon, case = _draft_at_a_venue("OUTAGE-1")
     case_publish_and_match(case=case, actor=None)  # in-process: no stored tokens yet, matches nothing
     return venue, noon, case
 
 
-def test_uploads_while_the_broker_is_down_are_matched_when_it_is_back(published_venue, settings, tmp_path):
-    from leavehome.celery import app
+class Outage:
+    """The project's broker is a private redis-server that is not running; ``recover`` starts it
+    and a worker with beat embedded (the sweeps' ticks are what find the backlogs)."""
 
-    venue, noon, case = published_venue
-    broker = PrivateRedis(_free_port())  # not started: the broker is down
-    overrides = {"CELERY_TASK_ALWAYS_EAGER": False, "CELERY_BROKER_URL": broker.url}
-    saved = {key: app.conf.get(key) for key in overrides}
-    app.conf.update(overrides)
-    settings.CELERY_TASK_ALWAYS_EAGER = False
-    _reset_broker_connections(app)
-    worker = None
-    try:
-        client = Client()
-        devices, start = [], int(noon.timestamp()) + 600
-        days = visit_tokens(vk_decrypt(venue.codes.get()), start, start + 1200, settings.TIME_ZONE)
-        body = json.dumps(
-            {"days": [{"date": d.isoformat(), "tokens": [b64u_encode(t) for t in ts]} for d, ts in days.items()]}
-        )
-        for _ in range(5):
-            device, secret = device_with_secret()
-            answer = client.post("/api/v1/visits", body, content_type="application/json", **bearer(secret))
-            assert answer.status_code == 202, answer.content
-            devices.append(device.pk)
-        assert UploadBacklog.objects.count() == 5
-        assert not Notification.objects.exists()
+    def __init__(self, app, settings, tmp_path):
+        self.app, self.settings, self.tmp_path = app, settings, tmp_path
+        self.broker = PrivateRedis(_free_port())
+        self.worker = None
 
-        broker.start()
+    def recover(self):
+        self.broker.start()
         queue = f"test-{uuid.uuid4().hex[:12]}"
         env = {
             **os.environ,
             "DATABASE_URL": database_url_for_subprocess(),
-            "CELERY_BROKER_URL": broker.url,
+            "CELERY_BROKER_URL": self.broker.url,
             "CELERY_TASK_DEFAULT_QUEUE": queue,
             "UPLOAD_SWEEP_INTERVAL": "0.5",
+            "PUBLICATION_SWEEP_INTERVAL": "0.5",
+            "PUBLISH_REQUEST_GRACE_SECONDS": "0",
             "PYTHONUNBUFFERED": "1",
         }
-        app.conf.update({"CELERY_TASK_DEFAULT_QUEUE": queue})
-        # The worker with beat embedded: the sweep's ticks are what find the backlog.
-        worker = start_worker(queue, env, "--beat", "--schedule", str(tmp_path / "beat-schedule"))
-        _wait_for(lambda: not UploadBacklog.objects.exists(), "the sweep to drain the backlog")
-        notified = sorted(Notification.objects.filter(case_visit__case=case).values_list("device_id", "risk"))
-        assert notified == sorted((device_id, "high") for device_id in devices)
+        self.app.conf.update({"CELERY_TASK_DEFAULT_QUEUE": queue})
+        self.worker = start_worker(queue, env, "--beat", "--schedule", str(self.tmp_path / "beat-schedule"))
+
+
+@pytest.fixture
+def outage(settings, tmp_path):
+    from leavehome.celery import app
+
+    outage = Outage(app, settings, tmp_path)
+    overrides = {"CELERY_TASK_ALWAYS_EAGER": False, "CELERY_BROKER_URL": outage.broker.url}
+    saved = {key: app.conf.get(key) for key in overrides}
+    app.conf.update(overrides)
+    settings.CELERY_TASK_ALWAYS_EAGER = False
+    _reset_broker_connections(app)
+    try:
+        yield outage
     finally:
-        if worker is not None:
-            worker.stop()
-        broker.stop()
+        if outage.worker is not None:
+            outage.worker.stop()
+        outage.broker.stop()
         app.conf.update({**saved, "CELERY_TASK_DEFAULT_QUEUE": settings.CELERY_TASK_DEFAULT_QUEUE})
         _reset_broker_connections(app)
+
+
+def _visit_body(venue, noon):
+    start = int(noon.timestamp()) + 600
+    days = visit_tokens(vk_decrypt(venue.codes.get()), start, start + 1200, settings.TIME_ZONE)
+    return days, json.dumps(
+        {"days": [{"date": d.isoformat(), "tokens": [b64u_encode(t) for t in ts]} for d, ts in days.items()]}
+    )
+
+
+def test_uploads_while_the_broker_is_down_are_matched_when_it_is_back(published_venue, outage):
+    venue, noon, case = published_venue
+    client = Client()
+    devices = []
+    _days, body = _visit_body(venue, noon)
+    for _ in range(5):
+        device, secret = device_with_secret()
+        answer = client.post("/api/v1/visits", body, content_type="application/json", **bearer(secret))
+        assert answer.status_code == 202, answer.content
+        devices.append(device.pk)
+    assert UploadBacklog.objects.count() == 5
+    assert not Notification.objects.exists()
+
+    outage.recover()
+    _wait_for(lambda: not UploadBacklog.objects.exists(), "the sweep to drain the backlog")
+    notified = sorted(Notification.objects.filter(case_visit__case=case).values_list("device_id", "risk"))
+    assert notified == sorted((device_id, "high") for device_id in devices)
+
+
+@pytest.fixture
+def stored_visits():
+    """Five phones that were at a venue 12:10–12:30 yesterday, their uploads already swept (no
+    case then): only a publication's own matching can tell them."""
+    venue, noon, case = _draft_at_a_venue("OUTAGE-2")
+    days, _body = _visit_body(venue, noon)
+    devices = [device_with_secret()[0] for _ in range(5)]
+    for device in devices:
+        visit_tokens_ingest(device=device, days=days)
+    UploadBacklog.objects.all().delete()
+    return case, [device.pk for device in devices]
+
+
+def _notified(case):
+    return sorted(Notification.objects.filter(case_visit__case=case).values_list("device_id", "risk"))
+
+
+def test_a_publication_committed_while_the_broker_is_down_is_matched_when_it_is_back(stored_visits, outage):
+    case, devices = stored_visits
+    case_publish_and_match(case=case, actor=None)  # commits; its sweeps cannot be queued
+    assert Case.objects.get(pk=case.pk).status == Case.Status.PUBLISHED
+    assert PublicationBacklog.objects.filter(case=case).count() == 1
+    assert not Notification.objects.exists()
+
+    outage.recover()
+    _wait_for(lambda: not PublicationBacklog.objects.exists(), "beat's sweep to match the publication")
+    assert _notified(case) == sorted((device_id, "high") for device_id in devices)
+    assert MatchingRun.objects.filter(case=case, direction="publication", notifications=5).count() == 1
+
+
+def test_an_official_publishing_while_the_broker_is_down_is_told_and_the_case_published_later(
+    stored_visits, outage, client
+):
+    case, devices = stored_visits
+    client.force_login(official_make("official"))
+    answer = client.post(reverse("admin:notifications_case_publish", args=[case.pk]), follow=True)
+    assert answer.status_code == 200
+    page = answer.content.decode()
+    assert "task queue is unavailable right now. The publication is recorded" in page
+    case.refresh_from_db()
+    assert case.status == Case.Status.DRAFT and case.publish_requested_at is not None
+
+    outage.recover()
+    _wait_for(lambda: _notified(case) != [], "the case to be published and matched")
+    _wait_for(lambda: not PublicationBacklog.objects.exists(), "its chunks to be matched")
+    case.refresh_from_db()
+    assert case.status == Case.Status.PUBLISHED and case.publish_requested_at is None
+    assert _notified(case) == sorted((device_id, "high") for device_id in devices)
+    publication = AuditEntry.objects.get(action="case.publish", object_id=str(case.pk))
+    assert publication.actor.username == "official"
