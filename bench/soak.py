@@ -579,7 +579,9 @@ def run(options: Options) -> Report:
         "gunicorn recycles each worker after max_requests (deploy/gunicorn.conf.py: 10,000 + up to 1,000 jitter), "
         "so its workers' RSS is bounded by recycling: the sum and the largest at the end are of workers of various "
         "ages; 'largest seen' is the most any worker of the role reached, sampled every "
-        f"{SAMPLE_SECONDS:g} s."
+        f"{SAMPLE_SECONDS:g} s. With preload_app the workers are forked from a master that has imported "
+        "Django: the pages they still share with it are counted in each worker's RSS, so the sums overstate "
+        "what the machine holds."
     )
     report.note(
         f"Correctness: {fmt(len(expected))} notifications of {len(cases)} cases, from publication matching and "
