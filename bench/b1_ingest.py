@@ -141,20 +141,27 @@ def _json_dumps(body) -> str:
     return json.dumps(body, separators=(",", ":"))
 
 
+def uploads_built(work):
+    """Each (registered phone, visits) of ``work`` checked in and uploaded by the reference
+    client, recorded instead of sent: yields (phone, its request bodies)."""
+    from tests.phone import Phone
+
+    for registered, visits in work:
+        phone = Phone(RecordingHttp())
+        phone.config, phone.device_id, phone.secret = registered.config, registered.device_id, registered.secret
+        for code, t_in, t_out in visits:
+            phone.check_in(code, t_in, t_out)
+        phone.upload()
+        yield phone, phone.http.bodies
+
+
 def uploads_prepare(work: list[tuple], path: Path) -> set[int]:
     """Write one line per upload (secret, tab, body) as the reference client builds them;
     returns the hashes of the distinct (date, token, device) they carry."""
-    from tests.phone import Phone
-
     sent: set[int] = set()
     with path.open("w", encoding="utf-8") as lines, _devices_path(path).open("w", encoding="utf-8") as devices:
-        for registered, visits in work:
-            phone = Phone(RecordingHttp())
-            phone.config, phone.device_id, phone.secret = registered.config, registered.device_id, registered.secret
-            for code, t_in, t_out in visits:
-                phone.check_in(code, t_in, t_out)
-            phone.upload()
-            for body in phone.http.bodies:
+        for phone, bodies in uploads_built(work):
+            for body in bodies:
                 lines.write(f"{phone.secret}\t{body}\n")
                 devices.write(f"{phone.device_id}\n")
             sent.update(
@@ -466,10 +473,11 @@ class ServerCpu:
     live backends of other databases are left out, and the server's idle CPU rate just before
     the run is reported so the rest of their noise can be judged."""
 
-    def __init__(self, stack):
+    def __init__(self, stack, extra_groups=None):
         self.postmaster = postmaster_pid()
         self.redis = redis_server_pid(load.DEFAULT_BROKER_URL)
         groups = {
+            **(extra_groups or {}),
             "gunicorn (master and workers)": lambda: [stack.web.pid],
             "Celery worker (main process and pool)": lambda: [stack.worker.pid],
             "Celery beat": lambda: [stack.beat.pid],

@@ -97,14 +97,14 @@ def _matching_tasks(messages) -> int:
 
 
 @contextmanager
-def deployed_stack(database_url: str, *, settings_module: str = "bench.settings"):
+def deployed_stack(database_url: str, *, settings_module: str = "bench.settings", **extra: str):
     """Start deploy/Procfile's ``web``, ``worker`` and ``beat`` as a process manager would, with
     their defaults (gunicorn from deploy/gunicorn.conf.py; CELERY_CONCURRENCY and the GUNICORN_*
     variables pass through from the environment if set), stopped on exit.
 
     The broker is the bench's Redis database, flushed first so nothing of an earlier run is
     left in its queue; web serves ``settings_module`` (the production settings plus the bare
-    view of bench/urls.py)."""
+    view of bench/urls.py); ``extra`` adds to every server's environment."""
     import redis
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
@@ -118,6 +118,7 @@ def deployed_stack(database_url: str, *, settings_module: str = "bench.settings"
         CACHE_URL=CACHE_URL,
         CELERY_BEAT_SCHEDULE_FILE=str(schedule),
         GUNICORN_BIND=f"127.0.0.1:{port}",
+        **extra,
     )
     started = []
     try:

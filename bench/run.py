@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench.b1_ingest",
     "bench.b3_late",
     "bench.b4_push",
+    "bench.soak",
     "bench.b6_purge",
 ]
 

@@ -4,23 +4,18 @@ The site file is used as written; only what must differ on a test machine is rew
 ports, certificate and log paths, and where the proxy snippet and static files live.
 """
 
-import datetime as dt
 import json
 import os
 import re
 import shutil
 import subprocess
 import time
-from pathlib import Path
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from django.contrib.auth import get_user_model
 
+from bench.nginx import certificate_self_signed, site_adapted
 from tests.conftest import PROJECT_DIR, TEST_BROKER_URL
 from tests.deploy.test_topology import Processes, _free_port, _wait_for, production_env
 
@@ -29,46 +24,8 @@ NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 PASSWORD = "correct horse battery 9"
 
 
-def _self_signed_certificate(directory: Path):
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "leavehome.example")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("leavehome.example")]), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    (directory / "cert.pem").write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (directory / "key.pem").write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-
-
 def _site_config(tmp_path, *, http_port, https_port, web_port, overrides=None):
-    site = (PROJECT_DIR / "deploy" / "nginx.conf").read_text()
-    replacements = {
-        **(overrides or {}),
-        "listen 80;": f"listen 127.0.0.1:{http_port};",
-        "listen [::]:80;": "",
-        "listen 443 ssl http2;": f"listen 127.0.0.1:{https_port} ssl http2;",
-        "listen [::]:443 ssl http2;": "",
-        "server 127.0.0.1:8000;": f"server 127.0.0.1:{web_port};",
-        "/etc/letsencrypt/live/leavehome.example/fullchain.pem": str(tmp_path / "cert.pem"),
-        "/etc/letsencrypt/live/leavehome.example/privkey.pem": str(tmp_path / "key.pem"),
-        "/etc/nginx/leavehome_proxy.conf": str(PROJECT_DIR / "deploy" / "nginx-proxy.conf"),
-        "/var/log/nginx/leavehome.access.log": str(tmp_path / "access.log"),
-        "/var/log/nginx/leavehome.error.log": str(tmp_path / "site-error.log"),
-        "/srv/leavehome/staticfiles/": str(tmp_path / "static") + "/",
-    }
-    for old, new in replacements.items():
-        assert old in site, f"deploy/nginx.conf no longer contains {old!r}; update this test"
-        site = site.replace(old, new)
+    site = site_adapted(tmp_path, http_port=http_port, https_port=https_port, web_port=web_port, overrides=overrides)
     directives = "\n".join(line for line in site.splitlines() if not line.lstrip().startswith("#"))
     assert "/etc/" not in directives, "a path of the production machine is left; rewrite it above"
     (tmp_path / "site.conf").write_text(site)
@@ -107,7 +64,7 @@ def _start_site(tmp_path, processes, overrides=None, **extra_env):
 
     ``overrides`` rewrites more of the site file (old text: new text), e.g. a rate limit.
     """
-    _self_signed_certificate(tmp_path)
+    certificate_self_signed(tmp_path)
     static = tmp_path / "static" / "leavehome"
     static.mkdir(parents=True)
     shutil.copy(PROJECT_DIR / "leavehome" / "static" / "leavehome" / "site.css", static / "site.css")
