@@ -7,6 +7,7 @@ ports, certificate and log paths, and where the proxy snippet and static files l
 import json
 import os
 import re
+import runpy
 import shutil
 import subprocess
 import time
@@ -242,3 +243,12 @@ def test_logrotate_keeps_the_sites_logs_at_most_a_week(tmp_path):
     assert check.returncode == 0, check.stderr
     assert "Rotating logs in daily mode" in check.stderr or "rotating pattern" in check.stderr
     assert re.search(r"^\s*rotate 7$", config, re.M) and re.search(r"^\s*maxage 7$", config, re.M)
+
+
+def test_nginx_closes_idle_upstream_connections_before_gunicorn_does():
+    """Else nginx may send an upload on a kept connection gunicorn is closing: a 502 (no retry of a POST)."""
+    site = (PROJECT_DIR / "deploy" / "nginx.conf").read_text()
+    upstream = re.search(r"upstream leavehome_web \{(.*?)\}", site, re.S).group(1)
+    nginx_idle_seconds = int(re.search(r"^\s*keepalive_timeout\s+(\d+)s;", upstream, re.M).group(1))
+    gunicorn = runpy.run_path(str(PROJECT_DIR / "deploy" / "gunicorn.conf.py"))
+    assert nginx_idle_seconds < gunicorn["keepalive"]
