@@ -47,13 +47,14 @@ from bench.common import PROJECT_DIR, Options, Report, check, django_setup, fmt,
 from bench.nginx import nginx_start
 from bench.processes import descendants
 
-B1_SUSTAINED_UPLOADS_PER_SECOND = 351.8  # docs/benchmarks.md, Results (full scale, quiet machine)
+B1_SUSTAINED_UPLOADS_PER_SECOND = 788.6  # docs/benchmarks.md, Results (full scale, quiet machine)
+HALF_B1 = round(B1_SUSTAINED_UPLOADS_PER_SECOND / 2)
 SIZES = {
     "small": {"minutes": 0.5, "rate": 50.0, "phones": 200, "venues": 100, "publish_every": 0.15, "warmup": 5.0,
               "interval": 5.0},
-    "medium": {"minutes": 5.0, "rate": 176.0, "phones": 2_000, "venues": 1_000, "publish_every": 1.0,
+    "medium": {"minutes": 5.0, "rate": HALF_B1, "phones": 2_000, "venues": 1_000, "publish_every": 1.0,
                "warmup": 60.0, "interval": 30.0},
-    "full": {"minutes": 30.0, "rate": 176.0, "phones": 5_000, "venues": 1_000, "publish_every": 3.0,
+    "full": {"minutes": 30.0, "rate": HALF_B1, "phones": 5_000, "venues": 1_000, "publish_every": 3.0,
              "warmup": 60.0, "interval": 60.0},
 }  # fmt: skip
 RSS_VERDICT_MINUTES = 10.0
@@ -61,7 +62,7 @@ RSS_GROWTH_LIMIT = 0.10
 CASE_WINDOWS = 2
 VISITS_PER_UPLOAD = 5
 CONNECTIONS = 64
-SOURCE_ADDRESSES = 64  # each connection from its own loopback address: ~3 uploads/s each, under nginx's 20 r/s
+SOURCE_ADDRESSES = 64  # each connection from its own loopback address: ~6 uploads/s each, under nginx's 20 r/s
 POLL_PERIOD_SECONDS = 600  # a phone polls its notifications about every ten minutes
 SAMPLE_SECONDS = 2.0
 CATCH_UP_TIMEOUT = 1800.0
@@ -70,7 +71,10 @@ CATCH_UP_TIMEOUT = 1800.0
 def _add_arguments(parser) -> None:
     parser.add_argument("--minutes", type=float, default=None, help="length of the load (default by scale: 0.5/5/30)")
     parser.add_argument(
-        "--rate", type=float, default=None, help="uploads per second (default 176, half of B1's 351.8; 50 at small)"
+        "--rate",
+        type=float,
+        default=None,
+        help=f"uploads per second (default {HALF_B1}, half of B1's {B1_SUSTAINED_UPLOADS_PER_SECOND}; 50 at small)",
     )
     parser.add_argument("--publish-every", type=float, default=None, help="minutes between publications (default 3)")
 
