@@ -52,9 +52,9 @@ HALF_B1 = round(B1_SUSTAINED_UPLOADS_PER_SECOND / 2)
 SIZES = {
     "small": {"minutes": 0.5, "rate": 50.0, "phones": 200, "venues": 100, "publish_every": 0.15, "warmup": 5.0,
               "interval": 5.0},
-    "medium": {"minutes": 5.0, "rate": HALF_B1, "phones": 2_000, "venues": 1_000, "publish_every": 1.0,
+    "medium": {"minutes": 5.0, "rate": HALF_B1, "phones": 20_000, "venues": 1_000, "publish_every": 1.0,
                "warmup": 60.0, "interval": 30.0},
-    "full": {"minutes": 30.0, "rate": HALF_B1, "phones": 5_000, "venues": 1_000, "publish_every": 3.0,
+    "full": {"minutes": 30.0, "rate": HALF_B1, "phones": 100_000, "venues": 1_000, "publish_every": 3.0,
              "warmup": 60.0, "interval": 60.0},
 }  # fmt: skip
 RSS_VERDICT_MINUTES = 10.0
@@ -64,6 +64,8 @@ VISITS_PER_UPLOAD = 5
 CONNECTIONS = 64
 SOURCE_ADDRESSES = 64  # each connection from its own loopback address: ~6 uploads/s each, under nginx's 20 r/s
 POLL_PERIOD_SECONDS = 600  # a phone polls its notifications about every ten minutes
+# Polls share the uploads' source addresses: at full scale ~5 polls/s and ~6 uploads/s each.
+POLL_CONNECTIONS = 32
 SAMPLE_SECONDS = 2.0
 CATCH_UP_TIMEOUT = 1800.0
 
@@ -439,7 +441,8 @@ def run(options: Options) -> Report:
             senders = [
                 Sender(front.https_port, uploads_path, rate, connections=CONNECTIONS,
                        bucket_seconds=sizes["interval"]),
-                Sender(front.https_port, polls_path, poll_rate, connections=4, get="/api/v1/notifications"),
+                Sender(front.https_port, polls_path, poll_rate, connections=POLL_CONNECTIONS,
+                       get="/api/v1/notifications"),
             ]  # fmt: skip
             cases, start_rss, end_rss, start_at = [], None, None, 0.0
             while not all(sender.done() for sender in senders):
