@@ -448,6 +448,14 @@ CELERY_BEAT_SCHEDULE["notifications-partitions-ahead"] = {
     "task": "notifications.visit_token_partitions_ahead",
     "schedule": 3600.0,
 }
+# Every minute: fresh planner statistics for the partitions uploads are filling (a tenth
+# grown since the last ANALYZE), so the sweep keeps probing indexes as today's partition
+# grows, even where the server's autovacuum is off or behind.
+CELERY_BEAT_SCHEDULE["notifications-partitions-analyze"] = {
+    "task": "notifications.visit_token_partitions_analyze",
+    "schedule": 60.0,
+    "options": {"expires": 60.0},
+}
 # The upload-matching sweep (notifications/matching.py): every UPLOAD_SWEEP_INTERVAL seconds
 # a sweep drains the backlog, UPLOAD_SWEEP_BATCH uploads per statement, for at most
 # UPLOAD_SWEEP_SECONDS before it queues itself again. A tick no worker took within five

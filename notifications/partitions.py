@@ -29,6 +29,11 @@ DEFAULT_PARTITION = f"{PARENT}_default"
 PARTITIONS_AHEAD = 3
 # How long dropping a partition may wait for its lock before giving up (and retrying later).
 DROP_LOCK_TIMEOUT = "5s"
+# A partition is analysed again once this share of its rows (at least ANALYZE_MIN_ROWS) was
+# written since its last ANALYZE: autovacuum's default rule, kept by beat whatever the
+# server's autovacuum does.
+ANALYZE_SCALE = 0.1
+ANALYZE_MIN_ROWS = 1000
 # Any constant distinct from other advisory locks of the project.
 _ADVISORY_LOCK_KEY = 0x4C48_5054  # "LHPT"
 
@@ -84,6 +89,37 @@ def visit_token_partitions_ahead(today: dt.date | None = None) -> list[dt.date]:
     from django.utils import timezone
 
     return visit_token_partitions_ensure(visit_token_partition_dates(today or timezone.localdate()))
+
+
+def visit_token_partitions_analyze() -> list[str]:
+    """ANALYZE the daily partitions that grew since their statistics were taken (the beat task); returns their names.
+
+    Today's partition grows from empty to tens of millions of rows in a day. The upload sweep
+    joins it with the exposures by index probes only while the planner knows how large it is:
+    with the statistics of an almost empty table it chose to scan the partitions whole, which
+    at 7M rows each took 20 s a batch and let the sweep fall behind (the soak, on a server with
+    autovacuum off). Autovacuum's auto-analyze does this on most servers, but it can be off,
+    or late behind a long vacuum; this keeps the rule itself. ANALYZE reads a fixed sample
+    (~30,000 rows), a fraction of a second at any size, and takes no lock that blocks writes.
+    """
+    if not partitioned():
+        return []
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            SELECT s.relname FROM pg_stat_user_tables AS s
+            JOIN pg_inherits AS i ON i.inhrelid = s.relid
+            JOIN pg_class AS parent ON parent.oid = i.inhparent
+            WHERE parent.relname = %s
+              AND s.n_mod_since_analyze > greatest(%s, %s * greatest(s.n_live_tup, 0))
+            ORDER BY s.relname
+            """,
+            [PARENT, ANALYZE_MIN_ROWS, ANALYZE_SCALE],
+        )
+        names = [row[0] for row in cursor.fetchall()]
+        for name in names:
+            cursor.execute(sql_text(sql.SQL("ANALYZE {}").format(sql.Identifier(name))))
+    return names
 
 
 def visit_token_partitions_before(cutoff: dt.date) -> list[tuple[str, dt.date]]:

@@ -284,6 +284,12 @@ def visit_token_partitions_ahead() -> list[str]:
     return [date.isoformat() for date in partitions.visit_token_partitions_ahead()]
 
 
+@shared_task(name="notifications.visit_token_partitions_analyze", **_TASK_OPTIONS)
+def visit_token_partitions_analyze() -> list[str]:
+    """Refresh the planner statistics of the partitions uploads filled since (beat, every minute)."""
+    return partitions.visit_token_partitions_analyze()
+
+
 @shared_task(name="notifications.retention_purge", **_TASK_OPTIONS)
 def retention_purge() -> dict:
     """Delete everything older than the retention window (beat, daily)."""

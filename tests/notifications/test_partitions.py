@@ -9,7 +9,7 @@ from django.utils import timezone
 from notifications import partitions
 from notifications.devices import device_register
 from notifications.models import VisitToken
-from notifications.tasks import visit_token_partitions_ahead
+from notifications.tasks import visit_token_partitions_ahead, visit_token_partitions_analyze
 from notifications.visits import visit_tokens_ingest
 
 
@@ -103,3 +103,20 @@ def test_stored_tokens_estimate_counts_every_date_partition():
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE notifications_visittoken")
     assert partitions.visit_tokens_stored_estimate() == 31 == VisitToken.objects.count()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_the_beat_task_analyses_the_partitions_uploads_have_grown_and_only_those():
+    device, _ = device_register()
+    today = timezone.localdate()
+    visit_tokens_ingest(device=device, days={today: [i.to_bytes(16, "big") for i in range(3000)]})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_stat_force_next_flush()")  # this backend's counts, visible to the view now
+        cursor.execute("SELECT 1")
+    name = partitions.partition_name(today)
+    assert visit_token_partitions_analyze() == [name]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reltuples FROM pg_class WHERE relname = %s", [name])
+        assert cursor.fetchone()[0] == 3000  # what the planner now knows of it
+    assert visit_token_partitions_analyze() == []  # nothing grew since
