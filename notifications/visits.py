@@ -21,7 +21,7 @@ from notifications.devices import device_authenticate, device_secret_hash, devic
 from notifications.models import Device, UploadBacklog, VisitToken
 from notifications.partitions import visit_token_partitions_ensure
 
-# One PostgreSQL statement carries the whole upload as arrays: a single round trip, and a
+# One PostgreSQL statement carries the whole upload: a single round trip, and a
 # single implicit transaction when the caller has none, whatever the number of tokens
 # (bounded by max_tokens_per_upload). It is prepared once per connection and its parameters
 # bound on the server (leavehome/lib/sql.py ``sql_run_prepared``): PostgreSQL plans it once,

@@ -54,12 +54,14 @@ def sql_run_prepared(query: sql.Composable | str, params: Sequence | Mapping) ->
     errors come out as Django's (``OperationalError`` and so on), and the statement is logged
     where Django logs queries (``connection.queries``, ``CaptureQueriesContext``). The text
     should be built once (a module constant, rendered with ``sql_text_static``): psycopg
-    prepares per distinct text, and keeps the last 100 per connection. PgBouncer in transaction mode needs
-    ``max_prepared_statements`` (1.21 and later) for this; in session mode it just works.
+    prepares per distinct text, and keeps the last 100 per connection. PgBouncer in
+    transaction mode needs ``max_prepared_statements`` (1.21 and later) for this; in session
+    mode it just works.
     """
     text = query if isinstance(query, str) else sql_text(query)
-    with connection.cursor():  # connects (or reconnects), and checks thread sharing, as Django's do
-        pass
+    # What Django's cursor() does before a statement: same thread, a live connection.
+    connection.validate_thread_sharing()
+    connection.ensure_connection()
     connection.validate_no_broken_transaction()
     started = time.monotonic()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
