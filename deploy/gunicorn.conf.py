@@ -4,17 +4,43 @@ Every value can be overridden from the environment (GUNICORN_*), so the same fil
 laptop, a container and a large host.
 """
 
+import errno
 import logging
 import multiprocessing
 import os
 
 from gunicorn.glogging import Logger
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 # The API is short requests waiting on PostgreSQL: a few processes with threads each use the
 # cores without holding a database connection per idle process.
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count() * 2 + 1))
-worker_class = "gthread"
+
+
+class ThreadWorkerBehindProxy(ThreadWorker):
+    """gunicorn's gthread worker, handing each new connection to a thread as it is accepted.
+
+    gthread parks a new connection in its poller until the request's first bytes arrive, and
+    a worker that stops (recycled by max_requests below, or restarted) closes what is parked
+    there unanswered (gunicorn issue #3038): nginx gets a reset, and as it retries no POST,
+    an upload gets a 5xx. nginx opens a connection only once it holds the whole request
+    (proxy_request_buffering) and writes it at once, so a thread that reads it straight away
+    waits for nothing, and a worker finishes everything it has accepted before it exits.
+    """
+
+    def accept(self, server, listener):
+        try:
+            sock, client = listener.accept()
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        self.enqueue_req(TConn(self.cfg, sock, client, server))
+
+
+worker_class = ThreadWorkerBehindProxy
 threads = int(os.environ.get("GUNICORN_THREADS", 4))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", 30))
 graceful_timeout = 30
@@ -26,7 +52,7 @@ keepalive = 5
 preload_app = os.environ.get("GUNICORN_PRELOAD", "1") != "0"
 # Recycle workers now and then so a slow leak can never grow without bound.
 max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", 10000))
-max_requests_jitter = 1000
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", 1000))
 # Requests arrive through nginx; trust its X-Forwarded-* headers only from these addresses.
 forwarded_allow_ips = os.environ.get("GUNICORN_FORWARDED_ALLOW_IPS", "127.0.0.1")
 limit_request_line = 4094
