@@ -117,10 +117,10 @@ class Nginx:
                 shutil.copy(self.directory / name, kept / f"nginx-{self.directory.name}-{name}")
         shutil.rmtree(self.directory, ignore_errors=True)
 
-    def error_lines(self, count: int = 5) -> list[str]:
-        """The last lines of the site's error log (upstream failures behind a 502/503/504)."""
+    def error_lines(self) -> list[str]:
+        """The lines of the site's error log (upstream failures behind a 502/503/504)."""
         try:
-            return (self.directory / "site-error.log").read_text(errors="replace").splitlines()[-count:]
+            return (self.directory / "site-error.log").read_text(errors="replace").splitlines()
         except OSError:
             return []
 

@@ -61,11 +61,12 @@ RSS_VERDICT_MINUTES = 10.0
 RSS_GROWTH_LIMIT = 0.10
 CASE_WINDOWS = 2
 VISITS_PER_UPLOAD = 5
-CONNECTIONS = 64
-SOURCE_ADDRESSES = 64  # each connection from its own loopback address: ~6 uploads/s each, under nginx's 20 r/s
+CONNECTIONS = 64  # each from its own loopback address, 127.0.0.2-65: ~6 uploads/s each, under nginx's 20 r/s
 POLL_PERIOD_SECONDS = 600  # a phone polls its notifications about every ten minutes
-# Polls share the uploads' source addresses: at full scale ~5 polls/s and ~6 uploads/s each.
+# Polls come from addresses of their own, 127.0.0.66-97 (~5 polls/s each at full scale):
+# phones that upload and phones that poll at one moment are different phones.
 POLL_CONNECTIONS = 32
+POLL_FIRST_SOURCE = 2 + CONNECTIONS
 SAMPLE_SECONDS = 2.0
 CATCH_UP_TIMEOUT = 1800.0
 
@@ -313,12 +314,12 @@ class Sender:
     """bench/openloop.py as a child; its JSON goes to a file (it can be long) and its CPU comes
     from the kernel when it is reaped."""
 
-    def __init__(self, port: int, requests: Path, rate: float, *, connections: int, get: str | None = None,
-                 bucket_seconds: float = 0.0):  # fmt: skip
+    def __init__(self, port: int, requests: Path, rate: float, *, connections: int, first_source: int = 2,
+                 get: str | None = None, bucket_seconds: float = 0.0):  # fmt: skip
         self.output = requests.with_suffix(".json")
         command = [sys.executable, "-m", "bench.openloop", "--port", str(port), "--requests", str(requests),
-                   "--rate", str(rate), "--connections", str(connections), "--tls", "--sources",
-                   str(min(SOURCE_ADDRESSES, connections)), "--bucket-seconds", str(bucket_seconds)]  # fmt: skip
+                   "--rate", str(rate), "--connections", str(connections), "--tls", "--sources", str(connections),
+                   "--first-source", str(first_source), "--bucket-seconds", str(bucket_seconds)]  # fmt: skip
         if get:
             command += ["--get", get]
         with self.output.open("wb") as output:
@@ -359,6 +360,12 @@ def status_classes(statuses: dict[str, int]) -> dict[str, int]:
         else:
             classes[f"{status // 100}xx"] += count
     return classes
+
+
+def by_status(statuses: dict[str, int]) -> str:
+    """The answers other than 2xx, by status ("0": none), e.g. "429: 12, 503: 1"; "none"."""
+    others = sorted((int(code), count) for code, count in statuses.items() if not 200 <= int(code) < 300)
+    return ", ".join(f"{code}: {fmt(count)}" for code, count in others) or "none"
 
 
 # --- the run -----------------------------------------------------------------------------------
@@ -442,7 +449,7 @@ def run(options: Options) -> Report:
                 Sender(front.https_port, uploads_path, rate, connections=CONNECTIONS,
                        bucket_seconds=sizes["interval"]),
                 Sender(front.https_port, polls_path, poll_rate, connections=POLL_CONNECTIONS,
-                       get="/api/v1/notifications"),
+                       first_source=POLL_FIRST_SOURCE, get="/api/v1/notifications"),
             ]  # fmt: skip
             cases, start_rss, end_rss, start_at = [], None, None, 0.0
             while not all(sender.done() for sender in senders):
@@ -487,10 +494,7 @@ def run(options: Options) -> Report:
     for name, classes in (("uploads", upload_classes), ("polls", poll_classes)):
         if classes["5xx"] or classes["no answer"]:
             failures.append(f"{name}: {classes['5xx']} answered 5xx, {classes['no answer']} never answered")
-    if upload_classes["5xx"] or poll_classes["5xx"]:
-        report.block("The last lines of nginx's error log of the site", "\n".join(nginx_errors) or "(empty)")
     refused = set(uploads["failed_indices"])
-    check(len(refused) < 10_000, "fewer than 10,000 uploads refused (the sender keeps no more of their numbers)")
     visits = [
         visit
         for items in kept.values()
@@ -535,6 +539,10 @@ def run(options: Options) -> Report:
              f"{uploads['max_ms']:.0f} ms", ""],
             ["poll latency p50 / p99 / max",
              f"{polls['p50_ms']:.1f} / {polls['p99_ms']:.1f} / {polls['max_ms']:.0f} ms", ""],
+            ["uploads, polls not answered 2xx, by status",
+             f"{by_status(uploads['statuses'])}; {by_status(polls['statuses'])}", ""],
+            ["lines in nginx's error log of the site (upstream failures; its 429s are logged below its level)",
+             fmt(len(nginx_errors)), ""],
             ["largest delay from due to sent; reconnects (nginx closing kept connections)",
              f"{uploads['schedule_lag_ms']:.0f} ms; {uploads['reconnects']}", ""],
             ["cases published (each 2 one-hour windows yesterday), every",
@@ -549,6 +557,8 @@ def run(options: Options) -> Report:
              f"{fmt(uploads['requests'])} in {prepare_seconds:.1f} s; {fmt(sizes['phones'])}", ""],
         ],
     )  # fmt: skip
+    if nginx_errors:
+        report.block("The last lines of nginx's error log of the site", "\n".join(nginx_errors[-10:]))
     report.table(
         f"RSS by role (MiB, without shared memory), at the start of the measured span and at the end of the load; "
         f"growth of the sum and of the largest process, limit {RSS_GROWTH_LIMIT:.0%}",
