@@ -102,14 +102,16 @@ def deployed_stack(database_url: str, *, settings_module: str = "bench.settings"
     their defaults (gunicorn from deploy/gunicorn.conf.py; CELERY_CONCURRENCY and the GUNICORN_*
     variables pass through from the environment if set), stopped on exit.
 
-    The broker is the bench's Redis database, flushed first so nothing of an earlier run is
-    left in its queue; web serves ``settings_module`` (the production settings plus the bare
-    view of bench/urls.py); ``extra`` adds to every server's environment."""
+    The broker and the cache are the bench's Redis databases, flushed first so nothing of an
+    earlier run is left in the queue or counted by the rate limits; web serves
+    ``settings_module`` (the production settings plus the bare view of bench/urls.py);
+    ``extra`` adds to every server's environment."""
     import redis
 
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    redis.Redis.from_url(DEFAULT_BROKER_URL).flushdb()
+    for url in (DEFAULT_BROKER_URL, CACHE_URL):
+        redis.Redis.from_url(url).flushdb()
     schedule = Path(tempfile.mkdtemp(prefix="lh-bench-beat-")) / "celerybeat-schedule"
     environment = bench_environment(
         database_url,
