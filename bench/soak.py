@@ -249,6 +249,39 @@ def memory_mib(pid: int) -> tuple[float, float]:
     return values["VmRSS:"] / 1024, values["RssShmem:"] / 1024
 
 
+def buffer_blocks() -> tuple[int, int]:
+    """(blocks this database read from outside shared buffers, blocks it found in them), so far."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT blks_read, blks_hit FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()
+
+
+def visit_token_partitions() -> list[tuple[str, int, int, int]]:
+    """Visit-token partitions with rows: (name, rows by the planner's estimate or -1, table bytes, index bytes)."""
+    from django.db import connection
+
+    from notifications.models import VisitToken
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, c.reltuples::bigint, pg_relation_size(c.oid), pg_indexes_size(c.oid) "
+            "FROM pg_inherits AS i JOIN pg_class AS c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass AND pg_relation_size(c.oid) > 0 ORDER BY c.relname",
+            [VisitToken._meta.db_table],
+        )
+        return cursor.fetchall()
+
+
+def shared_buffers() -> str:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW shared_buffers")
+        return cursor.fetchone()[0]
+
+
 def database_backends() -> list[int]:
     """The client backends connected to this database, this process's own left out."""
     from django.db import connection
@@ -494,13 +527,13 @@ def run(options: Options) -> Report:
                 Sender(front.https_port, polls_path, poll_rate, connections=POLL_CONNECTIONS,
                        first_source=POLL_FIRST_SOURCE, get="/api/v1/notifications"),
             ]  # fmt: skip
-            cases, start_rss, start_keys, start_at = [], None, None, 0.0
+            cases, start_rss, start_keys, start_blocks, start_at = [], None, None, None, 0.0
             while not all(sender.done() for sender in senders):
                 elapsed = time.monotonic() - started
                 sampler(elapsed)
                 if start_rss is None and elapsed >= sizes["warmup"]:
                     start_rss, start_at = roles.snapshot(), elapsed
-                    start_keys = redis_keys(redis_urls)
+                    start_keys, start_blocks = redis_keys(redis_urls), buffer_blocks()
                     cpu.start()
                 if len(cases) < len(plan) and elapsed >= publications[len(cases)] + 0.5:
                     number = len(cases)
@@ -508,11 +541,11 @@ def run(options: Options) -> Report:
                                                           stack.queue))  # fmt: skip
                 time.sleep(0.2)
             load_seconds = time.monotonic() - started
-            end_rss, end_keys = roles.snapshot(), redis_keys(redis_urls)
+            end_rss, end_keys, end_blocks = roles.snapshot(), redis_keys(redis_urls), buffer_blocks()
             sampler.sampled = 0.0
             sampler(load_seconds)
             if start_rss is None:  # a load shorter than the warm-up
-                start_rss, start_keys, start_at = end_rss, end_keys, load_seconds
+                start_rss, start_keys, start_blocks, start_at = end_rss, end_keys, end_blocks, load_seconds
                 cpu.start()
             used = cpu.stop()
             for number in range(len(cases), len(plan)):  # a publication due in the load's last moments
@@ -523,6 +556,7 @@ def run(options: Options) -> Report:
             drained = load.drain_wait(stack, timeout=CATCH_UP_TIMEOUT)
             catch_up = time.monotonic() - catch_up_started
             nginx_errors = front.error_lines()
+            partitions = visit_token_partitions()
         finally:
             for sender in senders:
                 sender.stop()
@@ -567,6 +601,8 @@ def run(options: Options) -> Report:
         failures.append(f"Redis: {persistent_added} more keys that never expire")
 
     span = max(1e-9, load_seconds - start_at)
+    blocks_total = (end_blocks[0] - start_blocks[0]) + (end_blocks[1] - start_blocks[1])
+    blocks_missed = (end_blocks[0] - start_blocks[0]) / max(1, blocks_total)
     risks = list(expected.values())
     report.table(
         "The soak: open-loop uploads over HTTPS through nginx (latency from each upload's due time)",
@@ -593,6 +629,8 @@ def run(options: Options) -> Report:
              f"{by_status(uploads['statuses'])}; {by_status(polls['statuses'])}", ""],
             ["lines in nginx's error log of the site (upstream failures; its 429s are logged below its level)",
              fmt(len(nginx_errors)), ""],
+            ["PostgreSQL's shared buffers; of the blocks read over the measured span, the share not in them",
+             f"{shared_buffers()}; {blocks_missed:.1%} of {fmt(blocks_total)}", ""],
             ["largest delay from due to sent; reconnects (nginx closing kept connections)",
              f"{uploads['schedule_lag_ms']:.0f} ms; {uploads['reconnects']}", ""],
             ["cases published (each 2 one-hour windows yesterday), every",
@@ -628,6 +666,15 @@ def run(options: Options) -> Report:
             for url in redis_urls
         ],
     )  # fmt: skip
+    report.table(
+        "The visit-token partitions after the load (each upload adds to two indexes at random places: "
+        "they are what the shared buffers must hold)",
+        ["partition", "rows (planner's estimate)", "table MiB", "indexes MiB"],
+        [
+            [name, fmt(rows) if rows >= 0 else "not analysed yet", f"{table / 2**20:,.0f}", f"{index / 2**20:,.0f}"]
+            for name, rows, table, index in partitions
+        ],
+    )
     trend_roles = list(start_rss)
     report.table(
         "RSS of each role every interval (MiB, without shared memory; sums)",
