@@ -125,24 +125,13 @@ class Nginx:
             return []
 
 
-def nginx_start(web_port: int, *, upstream_keepalive: int = 0) -> Nginx:
-    """nginx with deploy/nginx.conf in front of gunicorn on ``web_port``; returns once /healthz answers.
-
-    ``upstream_keepalive`` > 0 keeps that many idle connections to gunicorn (closed after 4 s,
-    under gunicorn's keepalive), as the site did before it opened one per request: not as
-    deployed, only to measure what a connection per request costs."""
+def nginx_start(web_port: int) -> Nginx:
+    """nginx with deploy/nginx.conf in front of gunicorn on ``web_port``; returns once /healthz answers."""
     directory = Path(tempfile.mkdtemp(prefix="lh-bench-nginx-"))
     (directory / "static").mkdir()
     certificate_self_signed(directory)
     http_port, https_port = free_port(), free_port()
     site = site_adapted(directory, http_port=http_port, https_port=https_port, web_port=web_port)
-    if upstream_keepalive:
-        upstream = "upstream leavehome_web {"
-        site = site.replace(upstream, f"{upstream}\n    keepalive {upstream_keepalive};\n    keepalive_timeout 4s;")
-        snippet = PROJECT_DIR / "deploy" / "nginx-proxy.conf"
-        kept = 'proxy_http_version 1.1;\nproxy_set_header Connection "";\n'
-        (directory / "proxy-kept.conf").write_text(kept + snippet.read_text())
-        site = site.replace(str(snippet), str(directory / "proxy-kept.conf"))
     (directory / "site.conf").write_text(site)
     # As root, nginx's workers would drop to "nobody", who cannot read the private temporary directory.
     user = "user root;" if os.geteuid() == 0 else ""

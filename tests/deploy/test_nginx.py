@@ -243,9 +243,10 @@ def test_logrotate_keeps_the_sites_logs_at_most_a_week(tmp_path):
 
 
 def test_uploads_through_nginx_get_no_5xx_while_gunicorn_recycles_its_workers(tmp_path, processes):
-    """A worker recycled by max_requests closes its idle connections as it exits. Had nginx kept
-    connections to gunicorn, a request it sent on one at that moment would fail, and nginx
-    retries no POST: the upload would get a 5xx."""
+    """A worker recycled by max_requests closes, as it exits, its idle kept connections and those
+    gthread had accepted but not yet read. A request nginx sent on either got a reset, and
+    nginx retries no POST: the upload got a 5xx. Each of the two fixes alone (no kept upstream
+    connections; deploy/gunicorn.conf.py's worker) still let tens of the 1,200 fail."""
     https, _ = _start_site(
         tmp_path,
         processes,
